@@ -1,0 +1,35 @@
+//! Sans-IO codec for the Nix daemon worker protocol.
+//!
+//! This crate turns the bytes of a client↔daemon connection into typed
+//! values and back. It does no I/O and reads no clock: callers hand it bytes
+//! (and timestamps, where they matter) and get values, events or bytes back.
+//! Incomplete input is a value ([`session::Event`]s stop, and the decoder
+//! waits for more), never an error.
+//!
+//! Layers, bottom up:
+//! - [`primitives`]: u64, bool, padded strings, lists ([`primitives::Reader`],
+//!   [`primitives::Writer`]).
+//! - [`version`]: protocol versions and feature negotiation.
+//! - [`types`]: store paths, content addresses, path infos, derived paths,
+//!   build results, realisations, derivations.
+//! - [`stderr`]: the log channel (STDERR_NEXT … STDERR_RESULT) and errors.
+//! - [`handshake`]: both directions of the handshake at every version.
+//! - [`ops`]: every operation's request and reply, per version.
+//! - [`nar`], [`framed`], [`export`]: the ways payloads travel.
+//! - [`session`]: a streaming decoder for a whole connection.
+
+pub mod export;
+pub mod framed;
+pub mod handshake;
+pub mod nar;
+pub mod ops;
+pub mod primitives;
+pub mod session;
+pub mod stderr;
+pub mod types;
+pub mod version;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use version::{Negotiated, ProtocolVersion};
