@@ -18,6 +18,7 @@
 //! - [`nar`], [`framed`], [`export`]: the ways payloads travel.
 //! - [`session`]: a streaming decoder for a whole connection.
 
+pub mod bytes;
 pub mod export;
 pub mod framed;
 pub mod handshake;
@@ -32,4 +33,5 @@ pub mod version;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+pub use bytes::ByteString;
 pub use version::{Negotiated, ProtocolVersion};
