@@ -1,6 +1,58 @@
-//! Project automation, run as `cargo xtask <task>`.
+//! Project automation, run as `cargo xtask <task> [args]`.
 //! See <https://github.com/matklad/cargo-xtask/>.
+//!
+//! Each task lives in its own module and exposes `run(args)`.
+//! To add a task, add a module, a line to `TASKS` and an arm to the match in `run_task`.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no tasks yet")
+mod nix_peers;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The tasks `cargo xtask` knows, with a one-line summary each.
+const TASKS: &[(&str, &str)] = &[(
+    "nix-peers",
+    "install or inspect the real Nix daemons and clients used by tests (`nix-peers help`)",
+)];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run_task(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(args: &[String]) -> anyhow::Result<()> {
+    let Some((task, rest)) = args.split_first() else {
+        print_help();
+        return Ok(());
+    };
+    match task.as_str() {
+        "nix-peers" => nix_peers::run(rest),
+        "help" | "--help" | "-h" => {
+            print_help();
+            Ok(())
+        }
+        other => {
+            print_help();
+            anyhow::bail!("unknown task `{other}`")
+        }
+    }
+}
+
+fn print_help() {
+    eprintln!("usage: cargo xtask <task> [args]\n\ntasks:");
+    for (name, summary) in TASKS {
+        eprintln!("  {name:<12} {summary}");
+    }
+}
+
+/// Returns the root directory of the cargo workspace.
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
