@@ -8,6 +8,8 @@
 //!   skips, or fails (when `NIXCAP_REQUIRE_NIX=1` is set and a version is missing).
 //! - [`Daemon`] runs a `nix-daemon` of one version on its own socket with a throw-away store.
 //! - [`NixCommand`] runs a client of one version against any daemon, in a clean environment.
+//! - [`scenarios`] defines deterministic client scenarios, shared by the end-to-end tests and
+//!   the committed captures in `testdata/captures/`.
 //!
 //! Every Nix process started here either has an explicit store (`NIX_REMOTE`, `--store`) or runs
 //! in a private mount namespace with its own state directory mounted on `/nix`, so the real
@@ -21,6 +23,8 @@ mod daemon;
 mod error;
 mod namespace;
 mod peers;
+pub mod real_sessions;
+pub mod scenarios;
 mod sys;
 
 pub use command::{NixChild, NixCommand, NOBODY};
