@@ -1,11 +1,199 @@
-//! `nixcap show` (being written).
+//! `nixcap show`: print the operations of a capture, like tshark prints a
+//! pcap, as text or as JSON Lines.
+//!
+//! The rendering lives in `nixcap_view::text` and `nixcap_view::json`; this
+//! module parses the arguments, reads the capture, and reports damage.
 
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use nixcap_capture::read_capture_file;
+use nixcap_view::text::{damage_report, Options};
+use nixcap_view::DecodedCapture;
+use nixcap_wire::ops::Op;
+
+use super::EXIT_TROUBLE;
+
+/// Exit status for a damaged capture (everything readable was shown).
+const EXIT_DAMAGED: u8 = 1;
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When standard output is a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always, unless `NO_COLOR` is set.
+    Always,
+    /// Never.
+    Never,
+}
 
 /// Arguments of `nixcap show`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+One line per operation: connection, time since the capture start, op number and name, key \
+argument, result, duration and bytes sent (↑) and received (↓) by the client. Each connection \
+also has an open, a handshake and a close line. Bytes the decoder could not read are shown as \
+such (marked !!), with the reason and stream offset.
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nixcap show` is being written")
+The JSON Lines output (--json) is described in docs/JSON.md.
+
+Exit status: 0 when the whole capture was shown, 1 when it is damaged (everything readable is \
+shown, then the damage is described on stderr), 2 when the file cannot be read as a capture or \
+the arguments are wrong.")]
+pub struct Args {
+    /// The capture file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Show every field of requests and replies, and every log message and
+    /// activity, under each op.
+    #[arg(short = 'V', long)]
+    pub verbose: bool,
+
+    /// Print JSON Lines, one record per event (see docs/JSON.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only this connection (repeatable).
+    #[arg(long = "conn", value_name = "N")]
+    pub conns: Vec<u64>,
+
+    /// Only this op, by name, case-insensitive (repeatable).
+    #[arg(long = "op", value_name = "NAME")]
+    pub ops: Vec<String>,
+
+    /// Hex dump each event's bytes under its line (with --json: a `raw`
+    /// hex field).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Leave out times and durations (JSON times become 0) and show the
+    /// connections one after the other, for comparing the output of two
+    /// captures.
+    #[arg(long)]
+    pub no_timestamps: bool,
+
+    /// When to use colours.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// Whether to colour, given the choice, whether stdout is a terminal and
+/// the `NO_COLOR` variable (any non-empty value disables colour).
+pub fn use_color(choice: ColorChoice, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    if no_color.is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => terminal,
+    }
+}
+
+fn parse_ops(names: &[String]) -> Result<Vec<Op>, String> {
+    names
+        .iter()
+        .map(|name| {
+            Op::from_name(name).ok_or_else(|| {
+                let valid: Vec<&str> = Op::ALL.iter().map(|op| op.name()).collect();
+                format!("unknown op '{name}'; valid ops are: {}", valid.join(", "))
+            })
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let ops = match parse_ops(&args.ops) {
+        Ok(ops) => ops,
+        Err(message) => {
+            eprintln!("nixcap show: {message}");
+            return Ok(ExitCode::from(EXIT_TROUBLE));
+        }
+    };
+    let name = args.file.display().to_string();
+    let capture = match read_capture_file(&args.file) {
+        Ok(capture) => capture,
+        Err(err) if err.is_unreadable() => {
+            eprintln!("nixcap show: cannot read {name}: {}", err.kind);
+            return Ok(ExitCode::from(EXIT_TROUBLE));
+        }
+        Err(err) => {
+            eprint!("nixcap show: {name}: {}", damage_report(&err));
+            return Ok(ExitCode::from(EXIT_DAMAGED));
+        }
+    };
+    let decoded = DecodedCapture::new(capture);
+    let known: Vec<u64> = decoded.connections.iter().map(|c| c.conn).collect();
+    if let Some(missing) = args.conns.iter().find(|c| !known.contains(c)) {
+        let ids: Vec<String> = known.iter().map(u64::to_string).collect();
+        eprintln!(
+            "nixcap show: {name} has no connection {missing} (its connections: {})",
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.join(", ")
+            }
+        );
+        return Ok(ExitCode::from(EXIT_TROUBLE));
+    }
+    let stdout = io::stdout();
+    let color = !args.json
+        && use_color(
+            args.color,
+            stdout.is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+    let options = Options {
+        timestamps: !args.no_timestamps,
+        verbose: args.verbose,
+        raw: args.raw,
+        color,
+        conns: args.conns,
+        ops,
+    };
+    let mut out = BufWriter::new(stdout.lock());
+    if args.json {
+        nixcap_view::json::write_json_lines(&mut out, &decoded, &options)
+    } else {
+        nixcap_view::text::write_text(&mut out, &decoded, &options)
+    }
+    .and_then(|()| out.flush())
+    .context("cannot write the output")?;
+    drop(out);
+    if let Some(err) = &decoded.capture.damage {
+        eprint!("nixcap show: {name}: {}", damage_report(err));
+        return Ok(ExitCode::from(EXIT_DAMAGED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_follows_the_terminal_and_no_color() {
+        assert!(use_color(ColorChoice::Auto, true, None));
+        assert!(!use_color(ColorChoice::Auto, false, None));
+        assert!(!use_color(ColorChoice::Auto, true, Some(OsStr::new("1"))));
+        assert!(!use_color(ColorChoice::Always, true, Some(OsStr::new("1"))));
+        assert!(use_color(ColorChoice::Always, false, Some(OsStr::new(""))));
+        assert!(!use_color(ColorChoice::Never, true, None));
+    }
+
+    #[test]
+    fn op_names_are_case_insensitive_and_unknown_ones_list_the_valid_ones() {
+        assert_eq!(
+            parse_ops(&["querypathinfo".into(), "SetOptions".into()]),
+            Ok(vec![Op::QueryPathInfo, Op::SetOptions])
+        );
+        let err = parse_ops(&["Frobnicate".into()]).unwrap_err();
+        assert!(err.contains("unknown op 'Frobnicate'"), "{err}");
+        assert!(err.contains("QueryPathInfo"), "{err}");
+    }
 }
