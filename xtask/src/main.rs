@@ -4,16 +4,33 @@
 //! Each task lives in its own module and exposes `run(args)`.
 //! To add a task, add a module, a line to `TASKS` and an arm to the match in `run_task`.
 
+mod bench;
+mod fixtures;
+mod fuzz;
 mod nix_peers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The tasks `cargo xtask` knows, with a one-line summary each.
-const TASKS: &[(&str, &str)] = &[(
-    "nix-peers",
-    "install or inspect the real Nix daemons and clients used by tests (`nix-peers help`)",
-)];
+const TASKS: &[(&str, &str)] = &[
+    (
+        "bench",
+        "measure the recorder against a direct connection and socat, write target/bench/results.md (`bench --help`)",
+    ),
+    (
+        "nix-peers",
+        "install or inspect the real Nix daemons and clients used by tests (`nix-peers help`)",
+    ),
+    (
+        "fixtures",
+        "record testdata/captures from real Nix daemons, or check them with --check (`fixtures --help`)",
+    ),
+    (
+        "fuzz",
+        "seed the fuzz corpora from testdata/ and run each fuzz target, printing exec counts (`fuzz [TARGET…] [--secs N]`)",
+    ),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +50,9 @@ fn run_task(args: &[String]) -> anyhow::Result<()> {
     };
     match task.as_str() {
         "nix-peers" => nix_peers::run(rest),
+        "bench" => bench::run(rest),
+        "fixtures" => fixtures::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())

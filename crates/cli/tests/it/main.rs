@@ -1,0 +1,13 @@
+//! Integration tests of the `nixcap` command and the crates behind it, in one test binary.
+
+// Test code may unwrap; clippy only knows that inside `#[test]` functions,
+// not in the helpers they share.
+#![allow(clippy::unwrap_used)]
+
+mod capture_commands; // `nixcap info` and `nixcap verify` on the files of testdata/corrupt/.
+mod diff; // `nixcap diff`: changed fields, exit statuses, protocol changelogs, recordings diffed again.
+mod hardening; // Faults, load, bad input and trust: the recorder and the capture readers under stress.
+mod record_e2e; // Real Nix clients and daemons through the recorder (library and `nixcap record`).
+mod replay; // Real Nix clients against replayed captures (library `Server` and `nixcap replay`).
+mod report_kit; // Bug reports: `nixcap redact` on real client runs and `nixcap export` read by tshark.
+mod show; // The text and JSON Lines views of captures (`nixcap show`).

@@ -1,0 +1,304 @@
+//! `cargo xtask fuzz [TARGET…] [--secs N]`: seeds the corpora of the fuzz
+//! targets in `fuzz/` from `testdata/` and runs each target in turn with
+//! cargo-fuzz (libFuzzer) for N seconds, then prints how many inputs each
+//! one executed and whether it found anything.
+//!
+//! Seeds (written under `fuzz/corpus/<target>/`, which git ignores):
+//! - `session`, `nar`: `fuzz/seed-corpus.py` (real connections of
+//!   `testdata/real-sessions`, NARs of `testdata/nix-upstream/nars`);
+//! - `capture_read`: every file of `testdata/corrupt/` and every fixture
+//!   capture of `testdata/captures/` up to the input size limit;
+//! - `replay_match`: the client side of every real connection of
+//!   `testdata/real-sessions`, behind the byte that picks the replay server
+//!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`).
+//!
+//! cargo-fuzz needs a nightly compiler; on a stable one the task sets
+//! `RUSTC_BOOTSTRAP=1` (unless it is already set).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+
+/// The fuzz targets, with the `-max_len` each is run with (`None`: the
+/// libFuzzer default).
+const TARGETS: &[(&str, Option<usize>)] = &[
+    ("session", Some(65536)),
+    ("nar", None),
+    ("capture_read", Some(65536)),
+    ("replay_match", Some(65536)),
+];
+
+/// Default time per target.
+const DEFAULT_SECS: u64 = 60;
+
+/// Largest seed written (longer inputs would be truncated by `-max_len`).
+const MAX_SEED_LEN: usize = 65536;
+
+/// What one run of a target did.
+#[derive(Debug)]
+struct Outcome {
+    target: String,
+    secs: u64,
+    execs: Option<u64>,
+    crashed: bool,
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut secs = DEFAULT_SECS;
+    let mut targets = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--secs" => {
+                let value = iter.next().context("--secs needs a number of seconds")?;
+                secs = value
+                    .parse()
+                    .with_context(|| format!("--secs {value}: not a number of seconds"))?;
+            }
+            "-h" | "--help" => {
+                print_help();
+                return Ok(());
+            }
+            name if TARGETS.iter().any(|(t, _)| *t == name) => targets.push(name.to_owned()),
+            other => {
+                print_help();
+                bail!("unknown fuzz target or option `{other}`")
+            }
+        }
+    }
+    if targets.is_empty() {
+        targets = TARGETS.iter().map(|(t, _)| (*t).to_owned()).collect();
+    }
+    let fuzz_dir = crate::workspace_root().join("fuzz");
+    let mut outcomes = Vec::new();
+    for target in &targets {
+        let corpus = fuzz_dir.join("corpus").join(target);
+        let seeds = seed(target, &fuzz_dir, &corpus)?;
+        eprintln!("xtask fuzz: {target}: {seeds} seed files in {}", corpus.display());
+        outcomes.push(run_target(target, &fuzz_dir, &corpus, secs)?);
+    }
+    println!("\n{:<14} {:>6} {:>14} {:>10}  result", "target", "secs", "execs", "execs/s");
+    for outcome in &outcomes {
+        let execs = outcome.execs.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        let rate = outcome
+            .execs
+            .map_or_else(|| "?".to_owned(), |n| (n / outcome.secs.max(1)).to_string());
+        let result = if outcome.crashed {
+            "FOUND A PROBLEM (see fuzz/artifacts)"
+        } else {
+            "ok"
+        };
+        println!(
+            "{:<14} {:>6} {:>14} {:>10}  {result}",
+            outcome.target, outcome.secs, execs, rate
+        );
+    }
+    if outcomes.iter().any(|o| o.crashed) {
+        bail!("a fuzz target failed; its input is under fuzz/artifacts/<target>/");
+    }
+    Ok(())
+}
+
+fn print_help() {
+    eprintln!("usage: cargo xtask fuzz [TARGET…] [--secs N]   (default: every target, {DEFAULT_SECS} s each)");
+    eprintln!("targets:");
+    for (name, _) in TARGETS {
+        eprintln!("  {name}");
+    }
+}
+
+/// Writes the seed files of `target` into `corpus`; returns how many files
+/// the corpus directory holds afterwards.
+fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(corpus).with_context(|| format!("creating {}", corpus.display()))?;
+    let testdata = crate::workspace_root().join("testdata");
+    match target {
+        "session" | "nar" => {
+            let status = Command::new("python3")
+                .arg(fuzz_dir.join("seed-corpus.py"))
+                .status()
+                .context("running python3 fuzz/seed-corpus.py")?;
+            if !status.success() {
+                bail!("fuzz/seed-corpus.py failed ({status})");
+            }
+        }
+        "capture_read" => {
+            let mut files = files_in(&testdata.join("corrupt"))?;
+            for dir in files_in(&testdata.join("captures"))? {
+                if dir.is_dir() {
+                    files.extend(files_in(&dir)?);
+                }
+            }
+            for file in files {
+                if file.extension().is_none_or(|ext| ext != "nixcap") {
+                    continue;
+                }
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                if bytes.len() > MAX_SEED_LEN {
+                    continue;
+                }
+                let parent = file
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+                let dest = corpus.join(format!("seed-{parent}-{}", name.unwrap_or_default()));
+                write(&dest, &bytes)?;
+            }
+        }
+        "replay_match" => {
+            for file in files_in(&testdata.join("real-sessions"))? {
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let Some(stem) = name.strip_suffix(".nxsess.zst") else {
+                    continue;
+                };
+                // The replay server of the client's version: servers 0–2
+                // serve Nix 2.8, 3–5 Nix 2.26, 6–8 Nix 2.34 (strict, keyed,
+                // reuse each).
+                let client = stem.strip_prefix("probe-").unwrap_or(stem);
+                let first_server: u8 = if client.contains("2.8.0") && !client.starts_with("client-2.34") {
+                    0
+                } else if client.contains("2.26") {
+                    3
+                } else {
+                    6
+                };
+                for (index, connection) in load_session(&file)?.into_iter().enumerate() {
+                    let client_bytes: Vec<u8> = connection
+                        .iter()
+                        .filter(|(direction, _)| *direction == 0)
+                        .flat_map(|(_, bytes)| bytes.iter().copied())
+                        .collect();
+                    if client_bytes.len() + 1 > MAX_SEED_LEN {
+                        continue;
+                    }
+                    for mode in 0..3 {
+                        let mut input = vec![first_server + mode];
+                        input.extend_from_slice(&client_bytes);
+                        write(&corpus.join(format!("seed-{stem}-{index:03}-{mode}")), &input)?;
+                    }
+                }
+            }
+        }
+        other => bail!("no seeds known for `{other}`"),
+    }
+    Ok(files_in(corpus)?.len())
+}
+
+fn files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        files.push(entry.with_context(|| format!("listing {}", dir.display()))?.path());
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One recorded connection: its chunks as (direction, bytes), direction 0
+/// being client to daemon.
+type Connection = Vec<(u8, Vec<u8>)>;
+
+/// Reads a `.nxsess.zst` transcript (format in `testdata/real-sessions/README.md`).
+fn load_session(path: &Path) -> anyhow::Result<Vec<Connection>> {
+    let output = Command::new("zstd")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .context("running zstd -dc (is the zstd command installed?)")?;
+    if !output.status.success() {
+        bail!("zstd -dc {} failed ({})", path.display(), output.status);
+    }
+    let data = output.stdout;
+    let bad = || anyhow::anyhow!("{}: not a well-formed NXSESS01 file", path.display());
+    let mut pos = 0usize;
+    let mut take = |len: usize| -> anyhow::Result<&[u8]> {
+        let end = pos.checked_add(len).filter(|&end| end <= data.len()).ok_or_else(bad)?;
+        let slice = &data[pos..end];
+        pos = end;
+        Ok(slice)
+    };
+    if take(8)? != b"NXSESS01" {
+        return Err(bad());
+    }
+    let u32_at = |bytes: &[u8]| -> anyhow::Result<usize> {
+        let array: [u8; 4] = bytes.try_into().map_err(|_| bad())?;
+        Ok(u32::from_le_bytes(array) as usize)
+    };
+    let count = u32_at(take(4)?)?;
+    let mut connections = Vec::new();
+    for _ in 0..count {
+        let chunks = u32_at(take(4)?)?;
+        let mut connection = Vec::new();
+        for _ in 0..chunks {
+            let direction = take(1)?[0];
+            let len = u32_at(take(4)?)?;
+            connection.push((direction, take(len)?.to_vec()));
+        }
+        connections.push(connection);
+    }
+    Ok(connections)
+}
+
+/// Runs `cargo fuzz run TARGET` for `secs` seconds, passing its output
+/// through, and picks the number of executed inputs from libFuzzer's final
+/// statistics.
+fn run_target(target: &str, fuzz_dir: &Path, corpus: &Path, secs: u64) -> anyhow::Result<Outcome> {
+    let max_len = TARGETS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .and_then(|(_, max_len)| *max_len);
+    let mut command = Command::new("cargo");
+    command
+        .current_dir(fuzz_dir)
+        .args(["fuzz", "run", target])
+        .arg(corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={secs}"))
+        .arg("-print_final_stats=1")
+        .arg("-timeout=60")
+        .stderr(Stdio::piped());
+    if let Some(max_len) = max_len {
+        command.arg(format!("-max_len={max_len}"));
+    }
+    if std::env::var_os("RUSTC_BOOTSTRAP").is_none() {
+        command.env("RUSTC_BOOTSTRAP", "1");
+    }
+    eprintln!("xtask fuzz: {target}: running for {secs} s");
+    let mut child = command.spawn().context("running cargo fuzz (install it with `cargo install cargo-fuzz --locked`)")?;
+    let mut execs = None;
+    let mut crashed = false;
+    if let Some(stderr) = child.stderr.take() {
+        let mut out = std::io::stderr().lock();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.context("reading the fuzzer's output")?;
+            if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
+                execs = n.trim().parse().ok();
+            }
+            if line.contains("ERROR: libFuzzer") || line.contains("panicked at") {
+                crashed = true;
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let status = child.wait().context("waiting for cargo fuzz")?;
+    if !status.success() {
+        crashed = true;
+    }
+    Ok(Outcome {
+        target: target.to_owned(),
+        secs,
+        execs,
+        crashed,
+    })
+}
