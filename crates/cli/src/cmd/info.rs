@@ -1,11 +1,444 @@
-//! `nixcap info` (being written).
+//! `nixcap info`: summarise a capture, like capinfos.
+//!
+//! The summary comes from the footer index when the capture was finished, so
+//! it costs a few kilobytes of I/O whatever the capture's size. Without a
+//! usable footer (the recorder was killed, or the end of the file is
+//! damaged) the whole file is scanned instead, and the output says so.
+//!
+//! The report is built as a [`Report`] value first, then printed as text or
+//! JSON. Later sections (for example the Nix protocol versions and the
+//! operation histogram of the decoded view) are added as new fields of
+//! `Report`, filled in `build_report`, and printed by `print_text`.
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use nixcap_capture::{
+    read_index, Block, CloseReason, Direction, FooterStatus, ReadErrorKind, Reader,
+};
+use serde::Serialize;
 
 /// Arguments of `nixcap info`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+The summary is read from the capture's footer when it has one. A capture whose recorder did not \
+finish has no footer; it is then scanned from the start, and the output says so.
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nixcap info` is being written")
+Exit status: 0 when a summary was printed (damaged and unfinished captures are flagged in it), \
+2 when the file cannot be read as a capture.")]
+pub struct Args {
+    /// The capture file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything `nixcap info` reports.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The file as given on the command line.
+    pub file: String,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// The container format version, `major.minor`.
+    pub format_version: String,
+    /// The tool that wrote the capture.
+    pub tool_version: String,
+    /// Where the statistics come from: `footer` or `scan`.
+    pub source: &'static str,
+    /// Whether the capture was finished (it has an intact footer and trailer).
+    pub complete: bool,
+    /// Why the capture is not complete or intact, when it is not.
+    pub problem: Option<String>,
+    /// Wall-clock start, nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// Wall-clock start, RFC 3339 in UTC.
+    pub start_time: String,
+    /// Time from start to end, in nanoseconds.
+    pub duration_nanos: u64,
+    /// Number of connections.
+    pub connections: u64,
+    /// Connections per close reason (`open` for ones without a close record).
+    pub close_reasons: BTreeMap<String, u64>,
+    /// Data bytes client to server.
+    pub bytes_client_to_server: u64,
+    /// Data bytes server to client.
+    pub bytes_server_to_client: u64,
+    /// Number of block frames.
+    pub frames: u64,
+    /// Number of blocks.
+    pub blocks: u64,
+    /// Number of annotations.
+    pub annotations: u64,
+    /// Size of the blocks, uncompressed.
+    pub uncompressed_bytes: u64,
+    /// Size of the compressed frame payloads.
+    pub compressed_bytes: u64,
+    /// `uncompressed_bytes / compressed_bytes`.
+    pub compression_ratio: Option<f64>,
+    /// The header's free metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// One entry per connection, in opening order.
+    pub connection_list: Vec<ConnectionReport>,
+}
+
+/// One connection in the report.
+#[derive(Debug, Serialize)]
+pub struct ConnectionReport {
+    /// The connection id.
+    pub conn: u64,
+    /// When it was opened, nanoseconds after the start.
+    pub opened_nanos: u64,
+    /// When it was closed, if it was.
+    pub closed_nanos: Option<u64>,
+    /// How it was closed (`open` if it was not).
+    pub close_reason: String,
+    /// Data bytes client to server.
+    pub bytes_client_to_server: u64,
+    /// Data bytes server to client.
+    pub bytes_server_to_client: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report = build_report(&args.file)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_text(&mut out, &report)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the report of the capture at `path`.
+pub fn build_report(path: &Path) -> anyhow::Result<Report> {
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    let index = read_index(BufReader::new(open()?))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut report = Report {
+        file: path.display().to_string(),
+        file_size: index.file_len,
+        format_version: index.version.to_string(),
+        tool_version: index.header.tool_version.clone(),
+        source: "footer",
+        complete: true,
+        problem: None,
+        start_unix_nanos: index.header.start_unix_nanos,
+        start_time: rfc3339_utc(index.header.start_unix_nanos),
+        duration_nanos: 0,
+        connections: 0,
+        close_reasons: BTreeMap::new(),
+        bytes_client_to_server: 0,
+        bytes_server_to_client: 0,
+        frames: 0,
+        blocks: 0,
+        annotations: 0,
+        uncompressed_bytes: 0,
+        compressed_bytes: 0,
+        compression_ratio: None,
+        metadata: index.header.metadata.clone(),
+        connection_list: Vec::new(),
+    };
+    match index.footer {
+        FooterStatus::Present(footer) => {
+            report.duration_nanos = footer.end_nanos;
+            report.connections = footer.connections.len() as u64;
+            for c in &footer.connections {
+                *report
+                    .close_reasons
+                    .entry(reason_label(c.reason_code))
+                    .or_default() += 1;
+                report.connection_list.push(ConnectionReport {
+                    conn: c.conn,
+                    opened_nanos: c.opened_nanos,
+                    closed_nanos: Some(c.closed_nanos),
+                    close_reason: reason_label(c.reason_code),
+                    bytes_client_to_server: c.bytes_client_to_server,
+                    bytes_server_to_client: c.bytes_server_to_client,
+                });
+            }
+            if !footer.connections_complete {
+                report.problem = Some(format!(
+                    "the footer lists only the first {} connections",
+                    footer.connections.len()
+                ));
+            }
+            report.bytes_client_to_server = footer.bytes_client_to_server;
+            report.bytes_server_to_client = footer.bytes_server_to_client;
+            report.frames = footer.frames;
+            report.blocks = footer.blocks;
+            report.annotations = footer.annotations;
+            report.uncompressed_bytes = footer.uncompressed_bytes;
+            report.compressed_bytes = footer.compressed_bytes;
+        }
+        other => {
+            let footer_damaged = matches!(other, FooterStatus::Damaged(_));
+            scan(BufReader::new(open()?), &mut report, footer_damaged)?;
+        }
+    }
+    if report.compressed_bytes > 0 {
+        report.compression_ratio =
+            Some(report.uncompressed_bytes as f64 / report.compressed_bytes as f64);
+    }
+    Ok(report)
+}
+
+/// Fills `report` by reading every block of the capture; `footer_damaged`
+/// says whether the file ends with a damaged trailer or footer (rather than
+/// with none).
+fn scan(input: impl io::Read, report: &mut Report, footer_damaged: bool) -> anyhow::Result<()> {
+    report.source = "scan";
+    let mut reader = Reader::new(input).context("cannot read the capture")?;
+    let mut positions: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut problem = None;
+    for item in reader.by_ref() {
+        let block = match item {
+            Ok(block) => block,
+            Err(err) => {
+                problem = Some(err);
+                break;
+            }
+        };
+        match block {
+            Block::ConnectionOpened(b) => {
+                positions.insert(b.conn, report.connection_list.len());
+                report.connection_list.push(ConnectionReport {
+                    conn: b.conn,
+                    opened_nanos: b.t_nanos,
+                    closed_nanos: None,
+                    close_reason: "open".to_owned(),
+                    bytes_client_to_server: 0,
+                    bytes_server_to_client: 0,
+                });
+            }
+            Block::Data(b) => {
+                if let Some(c) = positions
+                    .get(&b.conn)
+                    .and_then(|&i| report.connection_list.get_mut(i))
+                {
+                    match b.direction {
+                        Direction::ClientToServer => {
+                            c.bytes_client_to_server += b.bytes.len() as u64;
+                        }
+                        Direction::ServerToClient => {
+                            c.bytes_server_to_client += b.bytes.len() as u64;
+                        }
+                    }
+                }
+            }
+            Block::ConnectionClosed(b) => {
+                if let Some(c) = positions
+                    .get(&b.conn)
+                    .and_then(|&i| report.connection_list.get_mut(i))
+                {
+                    c.closed_nanos = Some(b.t_nanos);
+                    c.close_reason = reason_label(b.reason.code());
+                }
+            }
+            _ => {}
+        }
+    }
+    let stats = reader.stats();
+    report.duration_nanos = reader
+        .footer()
+        .map_or(stats.last_t_nanos.unwrap_or(0), |f| f.end_nanos);
+    report.connections = stats.connections;
+    for c in &report.connection_list {
+        *report
+            .close_reasons
+            .entry(c.close_reason.clone())
+            .or_default() += 1;
+    }
+    report.bytes_client_to_server = stats.bytes_client_to_server;
+    report.bytes_server_to_client = stats.bytes_server_to_client;
+    report.frames = stats.frames;
+    report.blocks = stats.blocks;
+    report.annotations = stats.annotations;
+    report.uncompressed_bytes = stats.uncompressed_bytes;
+    report.compressed_bytes = stats.compressed_bytes;
+    report.complete = stats.trailer;
+    report.problem = Some(match problem {
+        Some(err) if matches!(err.kind, ReadErrorKind::MissingFooter { .. }) => {
+            format!("{err}; the recorder was killed or is still running; statistics cover every intact frame")
+        }
+        Some(err) => format!("scan stopped at damage: {err}; statistics cover what precedes it"),
+        None if footer_damaged => {
+            "the footer could not be read, but a full scan found no damage".to_owned()
+        }
+        None => "the footer could not be found, but a full scan found no damage".to_owned(),
+    });
+    Ok(())
+}
+
+/// A short name for a close reason code.
+fn reason_label(code: u32) -> String {
+    match CloseReason::from_code(code, String::new()) {
+        CloseReason::CleanEof => "clean EOF".to_owned(),
+        CloseReason::Reset => "reset".to_owned(),
+        CloseReason::UpstreamUnreachable { .. } => "upstream unreachable".to_owned(),
+        CloseReason::Error { .. } => "error".to_owned(),
+        CloseReason::Shutdown => "recorder shutdown".to_owned(),
+        _ => format!("reason {code}"),
+    }
+}
+
+fn print_text(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    let row = |out: &mut dyn Write, label: &str, value: &dyn std::fmt::Display| {
+        writeln!(out, "{:<24}{}", format!("{label}:"), value)
+    };
+    row(out, "File name", &r.file)?;
+    row(out, "File size", &format!("{} bytes", group(r.file_size)))?;
+    row(out, "Format version", &r.format_version)?;
+    row(out, "Written by", &r.tool_version)?;
+    let complete = if r.complete { "yes" } else { "no" };
+    row(out, "Complete", &complete)?;
+    if let Some(problem) = &r.problem {
+        row(out, "Note", problem)?;
+    }
+    let source = match r.source {
+        "footer" => "footer index",
+        _ => "full scan",
+    };
+    row(out, "Statistics from", &source)?;
+    row(out, "Start time", &r.start_time)?;
+    row(
+        out,
+        "End time",
+        &rfc3339_utc(r.start_unix_nanos.saturating_add(r.duration_nanos)),
+    )?;
+    row(
+        out,
+        "Duration",
+        &format!("{:.6} s", r.duration_nanos as f64 / 1e9),
+    )?;
+    let reasons: Vec<String> = r
+        .close_reasons
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let connections = if reasons.is_empty() {
+        r.connections.to_string()
+    } else {
+        format!("{} ({})", r.connections, reasons.join(", "))
+    };
+    row(out, "Connections", &connections)?;
+    row(
+        out,
+        "Bytes client->server",
+        &group(r.bytes_client_to_server),
+    )?;
+    row(
+        out,
+        "Bytes server->client",
+        &group(r.bytes_server_to_client),
+    )?;
+    row(out, "Frames", &r.frames)?;
+    row(out, "Blocks", &r.blocks)?;
+    row(out, "Annotations", &r.annotations)?;
+    row(
+        out,
+        "Uncompressed blocks",
+        &format!("{} bytes", group(r.uncompressed_bytes)),
+    )?;
+    row(
+        out,
+        "Compressed frames",
+        &format!("{} bytes", group(r.compressed_bytes)),
+    )?;
+    match r.compression_ratio {
+        Some(ratio) => row(out, "Compression ratio", &format!("{ratio:.2}"))?,
+        None => row(out, "Compression ratio", &"n/a (no frames)")?,
+    }
+    if r.metadata.is_empty() {
+        row(out, "Metadata", &"none")?;
+    } else {
+        writeln!(out, "Metadata:")?;
+        for (key, value) in &r.metadata {
+            writeln!(out, "  {:<22}{}", format!("{key}:"), value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Groups digits by thousands: 1234567 becomes `1 234 567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Formats a Unix time in nanoseconds as RFC 3339 in UTC, with nanoseconds.
+pub fn rfc3339_utc(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let nanos = unix_nanos % 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian date (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_in_utc() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_utc(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
+        assert_eq!(
+            rfc3339_utc(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339_utc(4_102_444_799_999_999_999),
+            "2099-12-31T23:59:59.999999999Z"
+        );
+    }
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1 000");
+        assert_eq!(group(1_234_567), "1 234 567");
+    }
 }
