@@ -38,6 +38,12 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// Skip decoding the protocol (no versions or op histogram): only the
+    /// container statistics, which come from the footer without
+    /// decompressing the capture.
+    #[arg(long)]
+    pub no_decode: bool,
 }
 
 /// Everything `nixcap info` reports.
@@ -87,6 +93,30 @@ pub struct Report {
     pub metadata: BTreeMap<String, String>,
     /// One entry per connection, in opening order.
     pub connection_list: Vec<ConnectionReport>,
+    /// What the decoded protocol says (absent with `--no-decode`).
+    pub protocol: Option<ProtocolReport>,
+}
+
+/// The protocol-level summary of a capture.
+#[derive(Debug, Serialize)]
+pub struct ProtocolReport {
+    /// The distinct handshakes seen: versions, daemon Nix version, features,
+    /// trust, and how many connections had each.
+    pub sessions: Vec<SessionReport>,
+    /// How many times each operation was sent, by name.
+    pub op_histogram: BTreeMap<String, u64>,
+    /// Connections with bytes the decoder could not decode.
+    pub connections_with_undecoded_bytes: u64,
+}
+
+/// One distinct handshake.
+#[derive(Debug, Serialize)]
+pub struct SessionReport {
+    /// Connections that had it.
+    pub connections: u64,
+    /// The handshake.
+    #[serde(flatten)]
+    pub session: nixcap_view::SessionInfo,
 }
 
 /// One connection in the report.
@@ -107,7 +137,10 @@ pub struct ConnectionReport {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let report = build_report(&args.file)?;
+    let mut report = build_report(&args.file)?;
+    if !args.no_decode {
+        report.protocol = Some(protocol_report(&args.file)?);
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {
@@ -148,6 +181,7 @@ pub fn build_report(path: &Path) -> anyhow::Result<Report> {
         compression_ratio: None,
         metadata: index.header.metadata.clone(),
         connection_list: Vec::new(),
+        protocol: None,
     };
     match index.footer {
         FooterStatus::Present(footer) => {
@@ -191,6 +225,34 @@ pub fn build_report(path: &Path) -> anyhow::Result<Report> {
             Some(report.uncompressed_bytes as f64 / report.compressed_bytes as f64);
     }
     Ok(report)
+}
+
+/// Decodes the capture at `path` and summarises its protocol: what damage
+/// the container has is already in the main report, so whatever is readable
+/// is decoded here.
+pub fn protocol_report(path: &Path) -> anyhow::Result<ProtocolReport> {
+    let capture = nixcap_capture::read_capture_file(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let decoded = nixcap_view::DecodedCapture::new(capture);
+    let mut sessions: Vec<SessionReport> = Vec::new();
+    for connection in &decoded.connections {
+        match sessions.iter_mut().find(|s| s.session == connection.session) {
+            Some(existing) => existing.connections += 1,
+            None => sessions.push(SessionReport {
+                connections: 1,
+                session: connection.session.clone(),
+            }),
+        }
+    }
+    Ok(ProtocolReport {
+        sessions,
+        op_histogram: decoded.op_histogram(),
+        connections_with_undecoded_bytes: decoded
+            .connections
+            .iter()
+            .filter(|c| !c.fully_decoded())
+            .count() as u64,
+    })
 }
 
 /// Fills `report` by reading every block of the capture; `footer_damaged`
@@ -359,6 +421,9 @@ fn print_text(out: &mut impl Write, r: &Report) -> io::Result<()> {
         Some(ratio) => row(out, "Compression ratio", &format!("{ratio:.2}"))?,
         None => row(out, "Compression ratio", &"n/a (no frames)")?,
     }
+    if let Some(protocol) = &r.protocol {
+        print_protocol(out, protocol)?;
+    }
     if r.metadata.is_empty() {
         row(out, "Metadata", &"none")?;
     } else {
@@ -366,6 +431,51 @@ fn print_text(out: &mut impl Write, r: &Report) -> io::Result<()> {
         for (key, value) in &r.metadata {
             writeln!(out, "  {:<22}{}", format!("{key}:"), value)?;
         }
+    }
+    Ok(())
+}
+
+fn print_protocol(out: &mut impl Write, p: &ProtocolReport) -> io::Result<()> {
+    let show = |v: Option<nixcap_wire::ProtocolVersion>| v.map_or("-".to_string(), |v| v.to_string());
+    for s in &p.sessions {
+        let info = &s.session;
+        let nix = info
+            .daemon_nix_version
+            .as_ref()
+            .map_or("(not sent)".to_string(), |v| v.to_string());
+        let trust = match info.trust {
+            Some(trust) => format!("{trust:?}").to_lowercase(),
+            None => "(not sent)".to_string(),
+        };
+        let features = match &info.negotiated {
+            Some(n) if !n.features.is_empty() => n.features.join(","),
+            _ => "none".to_string(),
+        };
+        writeln!(
+            out,
+            "{:<24}{} connection(s): protocol {} (client {}, daemon {}), daemon Nix {}, trust {}, features {}",
+            "Handshake:",
+            s.connections,
+            show(info.negotiated.as_ref().map(|n| n.version)),
+            show(info.client_version),
+            show(info.daemon_version),
+            nix,
+            trust,
+            features,
+        )?;
+    }
+    if p.connections_with_undecoded_bytes > 0 {
+        writeln!(
+            out,
+            "{:<24}{} connection(s) have bytes the decoder could not decode (see `nixcap show`)",
+            "Undecoded:", p.connections_with_undecoded_bytes
+        )?;
+    }
+    writeln!(out, "Operations:")?;
+    let mut ops: Vec<(&String, &u64)> = p.op_histogram.iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (name, count) in ops {
+        writeln!(out, "  {:<30}{count:>8}", name)?;
     }
     Ok(())
 }

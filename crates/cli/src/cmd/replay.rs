@@ -1,11 +1,214 @@
-//! `nixcap replay` (being written).
+//! `nixcap replay`: serve a capture to real Nix clients as a fake nix-daemon.
+//!
+//! Two modes:
+//! - Standalone, `nixcap replay FILE --listen SOCK`: serve until SIGINT,
+//!   SIGTERM or SIGHUP, then print the divergence report.
+//! - Wrapper, `nixcap replay FILE -- CMD ARGS…`: listen on a private socket,
+//!   run CMD with `NIX_REMOTE` pointing at it (with `?root=` of a temporary
+//!   store root holding the store objects that crossed the wire), and exit
+//!   with CMD's status — or with [`EXIT_DIVERGED`] under `--strict` when the
+//!   replay diverged.
 
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Exit status of `--strict` when the replay diverged (and of standalone
+/// mode when it diverged).
+pub const EXIT_DIVERGED: u8 = 3;
+
+/// How requests are matched to recorded ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Match {
+    /// Each connection replays one recorded connection's ops in order.
+    Strict,
+    /// By op and normalised arguments; each recorded answer is used once.
+    Keyed,
+    /// By op and normalised arguments; answers may be served again.
+    Reuse,
+}
 
 /// Arguments of `nixcap replay`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Exit status: in wrapper mode, the command's status; with --strict, 3 when the replay diverged \
+(a request not in the capture, a different upload, a client stuck in an op the capture cannot \
+finish, a refused protocol version). Standalone mode exits 0, or 3 when the replay diverged. \
+2 means the replay could not run.")]
+pub struct Args {
+    /// The capture to serve.
+    #[arg(value_name = "FILE")]
+    pub capture: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nixcap replay` is being written")
+    /// Listen on this socket path (created with mode 0600). Required without
+    /// a command; with one, a socket in a fresh private directory is used.
+    #[arg(long, value_name = "SOCK")]
+    pub listen: Option<PathBuf>,
+
+    /// How live requests find their recorded answers.
+    #[arg(long = "match", value_enum, default_value = "keyed")]
+    pub match_mode: Match,
+
+    /// Pacing: 0 sends as fast as possible; 1.0 keeps the recorded timing,
+    /// 2.0 halves it.
+    #[arg(long, default_value_t = 0.0, value_name = "FACTOR")]
+    pub speed: f64,
+
+    /// Write the store objects that crossed the wire under DIR and pass
+    /// `?root=DIR` to clients. Default: a temporary directory in wrapper
+    /// mode, none in standalone mode.
+    #[arg(long, value_name = "DIR")]
+    pub store_root: Option<PathBuf>,
+
+    /// Exit with status 3 when the replay diverged.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Also write the divergence report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// The command to run with NIX_REMOTE pointing at the replayer.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(replay(args))
+}
+
+async fn replay(args: Args) -> anyhow::Result<ExitCode> {
+    if args.command.is_empty() && args.listen.is_none() {
+        bail!("give --listen SOCK, or a command to run after `--`");
+    }
+    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+
+    let store_root = match (&args.store_root, args.command.is_empty()) {
+        (Some(dir), _) => StoreRoot::Dir(dir.clone()),
+        (None, false) => StoreRoot::Temp,
+        (None, true) => StoreRoot::None,
+    };
+    let mut options = Options::default()
+        .match_mode(match args.match_mode {
+            Match::Strict => MatchMode::Strict,
+            Match::Keyed => MatchMode::Keyed,
+            Match::Reuse => MatchMode::Reuse,
+        })
+        .speed(args.speed)
+        .store_root(store_root);
+    if let Some(listen) = &args.listen {
+        options = options.socket(listen);
+    }
+    let server = Server::start_file(&args.capture, options)
+        .with_context(|| format!("starting the replay of {}", args.capture.display()))?;
+
+    if args.command.is_empty() {
+        eprintln!(
+            "nixcap replay: serving {} on {} (store URI {}); stop with Ctrl-C",
+            args.capture.display(),
+            server.socket_path().display(),
+            server.store_uri()
+        );
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+            _ = sighup.recv() => {}
+        }
+        let report = tokio::task::spawn_blocking(move || server.finish())
+            .await
+            .context("finishing the replay")?;
+        let diverged = finish_report(&report, args.report.as_deref())?;
+        return Ok(if diverged {
+            ExitCode::from(EXIT_DIVERGED)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+
+    let mut command = tokio::process::Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("NIX_REMOTE", server.store_uri())
+        .env("NIX_DAEMON_SOCKET_PATH", server.socket_path());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let report = tokio::task::spawn_blocking(move || server.finish())
+                .await
+                .context("finishing the replay")?;
+            finish_report(&report, args.report.as_deref())?;
+            eprintln!(
+                "nixcap: error: cannot run {}: {error}",
+                Path::new(&args.command[0]).display()
+            );
+            return Ok(ExitCode::from(match error.kind() {
+                ErrorKind::NotFound => 127,
+                _ => 126,
+            }));
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command")?,
+            // Ctrl-C reaches the whole process group: let the command decide.
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => forward_signal(&child, libc::SIGTERM),
+            _ = sighup.recv() => forward_signal(&child, libc::SIGHUP),
+        }
+    };
+    let report = tokio::task::spawn_blocking(move || server.finish())
+        .await
+        .context("finishing the replay")?;
+    let diverged = finish_report(&report, args.report.as_deref())?;
+    if args.strict && diverged {
+        return Ok(ExitCode::from(EXIT_DIVERGED));
+    }
+    Ok(exit_code_of(status))
+}
+
+/// Prints the report to stderr, writes the JSON file if asked, and tells
+/// whether the replay diverged.
+fn finish_report(report: &DivergenceReport, json: Option<&Path>) -> anyhow::Result<bool> {
+    eprint!("{}", report.render());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report).context("encoding the report")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report.diverged())
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    if let Some(code) = status.code() {
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
+    match status.signal() {
+        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// Passes a termination signal on to the command.
+#[allow(unsafe_code)] // Neither std nor tokio can send a signal other than SIGKILL to a child.
+fn forward_signal(child: &tokio::process::Child, signal: libc::c_int) {
+    let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions. The pid is our own
+    // child's, which has not been reaped yet (`child.id()` returns None once
+    // it has), so it cannot have been reused by another process.
+    unsafe {
+        libc::kill(pid, signal);
+    }
 }

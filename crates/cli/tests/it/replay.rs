@@ -1,0 +1,516 @@
+//! End-to-end tests of the replayer: real Nix clients against `nixcap replay` (the library
+//! `Server` and the `nixcap replay -- CMD` wrapper), with no daemon running.
+//!
+//! Each scenario is recorded once against a real daemon through the recorder; the daemon is
+//! stopped, and the same client steps run against the replayed capture must print the same
+//! standard output, exit with the same status, and show the same build error. Committed
+//! fixtures under `testdata/captures/nix-<series>/` are replayed the same way when present.
+//! Tests need real Nix; without `NIXCAP_REQUIRE_NIX=1` they skip when it is missing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nixcap_capture::{read_capture, Capture, Direction};
+use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
+use nixcap_replay::{MatchMode, Options, Server};
+use nixcap_test_support::scenarios::{
+    scenario, FixtureRecord, Scenario, StepRecord, StoreAccess, StoreRole, Stores, SCENARIOS,
+};
+use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
+use nixcap_view::DecodedCapture;
+
+const NIXCAP: &str = env!("CARGO_BIN_EXE_nixcap");
+
+/// Records `scenario` with `peer` (client and daemon) through the library recorder.
+fn record(peer: &Peer, scenario: &Scenario) -> (Vec<StepRecord>, Capture) {
+    let daemon = Daemon::start(peer, DaemonOptions::new());
+    let recorder = BackgroundRecorder::start(
+        Config::new(None, DaemonAddr::from_path(daemon.socket_path())),
+        Vec::new(),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let stores = Stores::main(StoreAccess::via(&daemon, recorder.socket_path()));
+    let run = scenario
+        .run(peer, work.path(), &stores)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let report = recorder.finish().unwrap();
+    let bytes = report.out.unwrap();
+    (run.steps, read_capture(bytes.as_slice()).unwrap())
+}
+
+/// What a client step printed against the replayer, with the same placeholders as the
+/// recorded run.
+#[derive(Debug)]
+struct Replayed {
+    stdout: String,
+    stderr: String,
+    exit_code: Option<i32>,
+}
+
+/// Runs the main-store steps of a recorded run against `server`, in a fresh working
+/// directory holding the scenario's inputs.
+fn replay_steps(
+    peer: &Peer,
+    scenario: &Scenario,
+    steps: &[StepRecord],
+    server: &Server,
+) -> Vec<(usize, Replayed)> {
+    let work = tempfile::tempdir().unwrap();
+    let work_path = work.path().canonicalize().unwrap();
+    scenario.write_inputs(&work_path).unwrap();
+    let uri = server.store_uri();
+    let socket = server.socket_path().to_path_buf();
+    let root = server.store_root().map(Path::to_path_buf);
+    let mut placeholders = vec![
+        (uri.clone(), "@STORE@"),
+        (socket.display().to_string(), "@SOCKET@"),
+        (work_path.display().to_string(), "@WORK@"),
+    ];
+    if let Some(root) = &root {
+        placeholders.push((root.display().to_string(), "@ROOT@"));
+    }
+    placeholders.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    let normalise = |bytes: &[u8]| {
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        for (actual, placeholder) in &placeholders {
+            text = text.replace(actual.as_str(), placeholder);
+        }
+        text
+    };
+    let mut out = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        if step.store != StoreRole::Main {
+            continue;
+        }
+        let args: Vec<String> = step.argv[1..]
+            .iter()
+            .map(|a| {
+                if a == "@STORE@" {
+                    uri.clone()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let mut command = peer.command(&step.argv[0]);
+        command
+            .args(&args)
+            .current_dir(&work_path)
+            .remote(uri.clone());
+        if let Some(parent) = socket.parent() {
+            command.bind_dir(parent);
+        }
+        if let Some(root) = &root {
+            command.bind_dir(root);
+        }
+        if let Some(file) = &step.stdin_file {
+            command.stdin(fs::File::open(work_path.join(file)).unwrap());
+        }
+        if let Some(file) = &step.stdout_file {
+            command.stdout(fs::File::create(work_path.join(&file.path)).unwrap());
+        }
+        let output = command.output().unwrap();
+        out.push((
+            index,
+            Replayed {
+                stdout: normalise(&output.stdout),
+                stderr: normalise(&output.stderr),
+                exit_code: output.status.code(),
+            },
+        ));
+    }
+    out
+}
+
+/// The lines of a failing build's stderr that carry the error (not progress lines).
+fn error_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("error") || l.contains("about to fail") || l.contains("failed"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Compares the replayed steps with the recorded ones; returns the differences.
+fn compare(label: &str, recorded: &[StepRecord], replayed: &[(usize, Replayed)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, got) in replayed {
+        let want = &recorded[*index];
+        let line = want.command_line();
+        if want.exit_code != got.exit_code {
+            problems.push(format!(
+                "{label} step {index} `{line}`: exit {:?} recorded, {:?} replayed; stderr:\n{}",
+                want.exit_code, got.exit_code, got.stderr
+            ));
+        }
+        if want.stdout != got.stdout {
+            problems.push(format!(
+                "{label} step {index} `{line}`: stdout differs:\n--- recorded\n{}--- replayed\n{}--- stderr\n{}",
+                want.stdout, got.stdout, got.stderr
+            ));
+        }
+        if want.exit_code != Some(0) && error_lines(&want.stderr) != error_lines(&got.stderr) {
+            problems.push(format!(
+                "{label} step {index} `{line}`: error text differs:\n--- recorded\n{}--- replayed\n{}",
+                want.stderr, got.stderr
+            ));
+        }
+    }
+    problems
+}
+
+fn replay_all_scenarios(version: NixVersion) {
+    let Some(peer) = peer_or_skip(version) else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut summary = Vec::new();
+    for scenario in SCENARIOS.iter().filter(|s| !s.needs_source) {
+        let (steps, capture) = record(&peer, scenario);
+        let started = Instant::now();
+        let server = Server::start(DecodedCapture::new(capture), Options::default()).unwrap();
+        let replayed = replay_steps(&peer, scenario, &steps, &server);
+        let report = server.finish();
+        let label = format!("nix {} {}", version.series(), scenario.name);
+        let found = compare(&label, &steps, &replayed);
+        summary.push(format!(
+            "{label}: {} step(s), {} request(s) served, {} unmatched, {} hang(s), {:.2}s, {}",
+            replayed.len(),
+            report.served,
+            report.unmatched.len(),
+            report.hangs.len(),
+            started.elapsed().as_secs_f64(),
+            if found.is_empty() {
+                "same"
+            } else {
+                "DIFFERENT"
+            }
+        ));
+        if report.diverged() {
+            problems.push(format!(
+                "{label}: the replay diverged:\n{}",
+                report.render()
+            ));
+        }
+        problems.extend(found);
+    }
+    eprintln!("{}", summary.join("\n"));
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn nix_2_8_scenarios_replay_like_the_live_daemon() {
+    replay_all_scenarios(NixVersion::V2_8);
+}
+
+#[test]
+fn nix_2_26_scenarios_replay_like_the_live_daemon() {
+    replay_all_scenarios(NixVersion::V2_26);
+}
+
+#[test]
+fn nix_2_34_scenarios_replay_like_the_live_daemon() {
+    replay_all_scenarios(NixVersion::V2_34);
+}
+
+/// Replays every committed fixture (`testdata/captures/nix-<series>/<scenario>.nixcap` with its
+/// `<scenario>.json` sidecar) with a client of the fixture's version.
+#[test]
+fn committed_fixtures_replay_like_the_live_daemon() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
+    let Ok(dirs) = fs::read_dir(&root) else {
+        eprintln!("skipping: no committed captures under {}", root.display());
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut replayed_count = 0;
+    for dir in dirs.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let version = match name.as_str() {
+            "nix-2.8" => NixVersion::V2_8,
+            "nix-2.26" => NixVersion::V2_26,
+            "nix-2.34" => NixVersion::V2_34,
+            _ => continue,
+        };
+        let Some(peer) = peer_or_skip(version) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "nixcap"))
+            .collect();
+        files.sort();
+        for file in files {
+            let sidecar: FixtureRecord =
+                serde_json::from_str(&fs::read_to_string(file.with_extension("json")).unwrap())
+                    .unwrap();
+            let Some(scenario) = scenario(&sidecar.scenario) else {
+                continue;
+            };
+            if scenario.needs_source {
+                continue;
+            }
+            let server = Server::start_file(&file, Options::default()).unwrap();
+            let replayed = replay_steps(&peer, scenario, &sidecar.run.steps, &server);
+            let report = server.finish();
+            let label = format!("{name}/{}", sidecar.scenario);
+            if report.diverged() {
+                problems.push(format!(
+                    "{label}: the replay diverged:\n{}",
+                    report.render()
+                ));
+            }
+            problems.extend(compare(&label, &sidecar.run.steps, &replayed));
+            replayed_count += 1;
+        }
+    }
+    eprintln!("replayed {replayed_count} committed capture(s)");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn concurrent_clients_get_their_recorded_answers() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_26) else {
+        return;
+    };
+    let query = scenario("query").unwrap();
+    let (steps, capture) = record(&peer, query);
+    let server = Server::start(DecodedCapture::new(capture), Options::default()).unwrap();
+    // The add and the build run first, as recorded: the answers after them differ from the
+    // answers before (the output is valid only once built).
+    let first = replay_steps(&peer, query, &steps[..2], &server);
+    assert!(compare("query", &steps, &first).is_empty());
+    // Then the seven queries all at once, each on its own connection.
+    let uri = server.store_uri();
+    let socket_dir = server.socket_path().parent().unwrap().to_path_buf();
+    let picked: Vec<&StepRecord> = steps[2..].iter().collect();
+    let mut children = Vec::new();
+    for step in &picked {
+        let mut command = peer.command(&step.argv[0]);
+        command
+            .args(&step.argv[1..])
+            .remote(uri.clone())
+            .bind_dir(&socket_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        children.push(command.spawn().unwrap());
+    }
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let report = server.finish();
+    for (step, output) in picked.iter().zip(&outputs) {
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            step.stdout,
+            "`{}`; stderr: {}",
+            step.command_line(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(0));
+    }
+    assert!(!report.diverged(), "{}", report.render());
+    assert!(report.connections as usize >= steps.len());
+}
+
+#[test]
+fn an_unmatched_request_fails_the_client_clearly_and_is_reported() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    // A capture of `nix-store` commands, so that the client's SetOptions is recorded.
+    let (_, capture) = record(&peer, scenario("add").unwrap());
+    let server = Server::start(DecodedCapture::new(capture), Options::default()).unwrap();
+    let missing = "/nix/store/00000000000000000000000000000000-not-recorded";
+    let output = peer
+        .command("nix-store")
+        .args(["-q", "--hash", missing])
+        .remote(server.store_uri())
+        .bind_dir(server.socket_path().parent().unwrap())
+        .output()
+        .unwrap();
+    let report = server.finish();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr.contains("not in capture: QueryPathInfo"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains(missing), "stderr: {stderr}");
+    assert!(report.diverged());
+    assert!(
+        report
+            .unmatched
+            .iter()
+            .any(|u| u.op == "QueryPathInfo" && u.key_argument.as_deref() == Some(missing)),
+        "{}",
+        report.render()
+    );
+}
+
+/// Cuts the daemon stream of the connection whose op `op` was recorded in the middle of that
+/// op's reply, and drops the connection's close record.
+fn truncate_in_op(capture: &mut Capture, op: &str) -> String {
+    for ci in 0..capture.connections.len() {
+        let connection = nixcap_view::decode_connection(&capture.connections[ci]);
+        for exchange in &connection.exchanges {
+            if exchange.op_name() != op {
+                continue;
+            }
+            let reply = exchange
+                .events
+                .iter()
+                .map(|&i| connection.events[i].event.clone())
+                .find(|e| {
+                    matches!(e.kind, nixcap_wire::session::EventKind::Reply { .. }) && e.len > 8
+                });
+            let Some(reply) = reply else {
+                continue;
+            };
+            let cut = reply.offset + reply.len / 2;
+            let raw = &mut capture.connections[ci];
+            let mut seen = 0u64;
+            let mut chunks = Vec::new();
+            for mut chunk in raw.chunks.drain(..) {
+                if chunk.direction == Direction::ServerToClient {
+                    if seen >= cut {
+                        continue;
+                    }
+                    let len = chunk.bytes.len() as u64;
+                    if seen + len > cut {
+                        chunk.bytes.truncate((cut - seen) as usize);
+                    }
+                    seen += len;
+                }
+                chunks.push(chunk);
+            }
+            raw.chunks = chunks;
+            raw.closed = None;
+            return exchange
+                .request
+                .as_ref()
+                .and_then(|r| r.key_argument())
+                .unwrap_or_default();
+        }
+    }
+    panic!("no {op} with a reply in the capture");
+}
+
+#[test]
+fn a_capture_cut_mid_op_is_reported_as_a_hang_and_the_client_is_released() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_26) else {
+        return;
+    };
+    let (steps, mut capture) = record(&peer, scenario("add-large").unwrap());
+    let path = truncate_in_op(&mut capture, "QueryPathInfo");
+    let server = Server::start(
+        DecodedCapture::new(capture),
+        Options::default().match_mode(MatchMode::Keyed),
+    )
+    .unwrap();
+    let step = &steps[1];
+    let started = Instant::now();
+    let output = peer
+        .command(&step.argv[0])
+        .args(&step.argv[1..])
+        .remote(server.store_uri())
+        .bind_dir(server.socket_path().parent().unwrap())
+        .output()
+        .unwrap();
+    let report = server.finish();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        report
+            .hangs
+            .iter()
+            .any(|h| h.op == "QueryPathInfo" && h.key_argument.as_deref() == Some(path.as_str())),
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn nixcap_replay_wraps_a_command_and_writes_a_report() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    if peer.chroot().is_some() {
+        eprintln!("skipping: the wrapper test needs a host client");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Record through `nixcap record`, then replay the file with `nixcap replay`.
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    scenario("add").unwrap().write_inputs(&work).unwrap();
+    let daemon = Daemon::start(&peer, DaemonOptions::new());
+    let capture_path = dir.path().join("add.nixcap");
+    let recorded = Command::new(NIXCAP)
+        .args(["record", "-w"])
+        .arg(&capture_path)
+        .arg("--upstream")
+        .arg(daemon.socket_path())
+        .arg("--")
+        .args(["nix-store", "--add", "hello.txt"])
+        .current_dir(&work)
+        .env("HOME", dir.path())
+        .env("NIX_CONF_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    drop(daemon);
+    let report_path = dir.path().join("report.json");
+    let output = Command::new(NIXCAP)
+        .arg("replay")
+        .arg(&capture_path)
+        .arg("--strict")
+        .arg("--report")
+        .arg(&report_path)
+        .arg("--")
+        .args(["nix-store", "--add", "hello.txt"])
+        .current_dir(&work)
+        .env("HOME", dir.path())
+        .env("NIX_CONF_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, recorded.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["unmatched"], serde_json::json!([]));
+    // A second run of another command diverges: --strict turns that into status 3.
+    let output = Command::new(NIXCAP)
+        .arg("replay")
+        .arg(&capture_path)
+        .arg("--strict")
+        .arg("--")
+        .args(["nix-store", "--add", "dir"])
+        .current_dir(&work)
+        .env("HOME", dir.path())
+        .env("NIX_CONF_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not in capture: AddToStore"));
+}

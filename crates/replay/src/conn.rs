@@ -1,0 +1,478 @@
+//! One live client connection: the daemon side of the handshake, then the
+//! request loop that answers from the capture.
+//!
+//! A [`SessionDecoder`] is fed both what the client sends and what the
+//! replayer sends back, so it tells when a request and its upload (framed
+//! stream, inline NAR, or one answer per `STDERR_READ`) are complete.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nixcap_wire::handshake::{DaemonNixVersion, FeatureList, HandshakePiece, Trust};
+use nixcap_wire::ops::{Request, Upload};
+use nixcap_wire::primitives::Writer;
+use nixcap_wire::session::{Direction, Event, EventKind, SessionDecoder};
+use nixcap_wire::stderr::{ErrorInfo, StderrMessage};
+use nixcap_wire::version::WORKER_MAGIC_1;
+use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
+
+use crate::key::request_key;
+use crate::matcher::LiveMatch;
+use crate::recorded::{RecConn, UploadDigest};
+use crate::report::{ConnectionProblem, Hang, Refusal, UnmatchedRequest, UploadMismatch};
+use crate::Shared;
+
+/// How a connection ended, when not by the client closing it.
+enum End {
+    /// The connection should be closed now (the finding is reported).
+    Close,
+}
+
+type Step<T> = Result<T, End>;
+
+pub(crate) struct Live {
+    id: u64,
+    stream: UnixStream,
+    decoder: SessionDecoder,
+    queue: VecDeque<Event>,
+    eof: bool,
+    shared: Arc<Shared>,
+    negotiated: Option<Negotiated>,
+}
+
+impl Live {
+    pub fn new(id: u64, stream: UnixStream, shared: Arc<Shared>) -> Self {
+        Live {
+            id,
+            stream,
+            decoder: SessionDecoder::new(),
+            queue: VecDeque::new(),
+            eof: false,
+            shared,
+            negotiated: None,
+        }
+    }
+
+    fn problem(&self, problem: String) {
+        self.shared.with_report(|r| {
+            r.problems.push(ConnectionProblem {
+                connection: self.id,
+                problem,
+            })
+        });
+    }
+
+    fn io(&self, what: &str, err: &io::Error) -> End {
+        if !self.shared.stopping() {
+            self.problem(format!("{what}: {err}"));
+        }
+        End::Close
+    }
+
+    fn collect(&mut self) {
+        for event in self.decoder.drain_events() {
+            if event.direction == Direction::ClientToDaemon {
+                self.queue.push_back(event);
+            }
+        }
+    }
+
+    /// Reads more client bytes; false at end of input.
+    fn fill(&mut self) -> Step<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match self.stream.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break 0,
+                Err(e) => return Err(self.io("reading from the client", &e)),
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            self.decoder.finish();
+            self.collect();
+            return Ok(false);
+        }
+        self.decoder.feed(Direction::ClientToDaemon, &buf[..n]);
+        self.collect();
+        Ok(true)
+    }
+
+    /// The next client event; `None` when the client closed the connection.
+    fn next_event(&mut self) -> Step<Option<Event>> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Ok(Some(event));
+            }
+            if !self.fill()? {
+                if let Some(event) = self.queue.pop_front() {
+                    return Ok(Some(event));
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Step<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.stream.write_all(bytes) {
+            return Err(self.io("writing to the client", &e));
+        }
+        self.decoder.feed(Direction::DaemonToClient, bytes);
+        self.collect();
+        Ok(())
+    }
+
+    /// Waits for the next handshake piece from the client.
+    fn handshake_piece(&mut self) -> Step<Option<HandshakePiece>> {
+        match self.next_event()? {
+            None => Ok(None),
+            Some(Event {
+                kind: EventKind::Handshake { piece },
+                ..
+            }) => Ok(Some(piece)),
+            Some(event) => {
+                self.problem(format!(
+                    "the client's handshake could not be decoded at offset {}: {}",
+                    event.offset,
+                    describe(&event.kind)
+                ));
+                Err(End::Close)
+            }
+        }
+    }
+
+    pub fn run(mut self) {
+        let _ = self.serve();
+        // The server keeps a clone of the socket, so dropping ours would not
+        // close the connection: shut it down so the client sees the end.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.shared.forget_stream(self.id);
+    }
+
+    fn serve(&mut self) -> Step<()> {
+        let recorded = Arc::clone(&self.shared.recorded);
+        let Some(template) = recorded
+            .connections
+            .iter()
+            .find(|c| c.daemon_hello.is_some())
+        else {
+            self.problem("the capture holds no daemon handshake to replay".to_owned());
+            return Err(End::Close);
+        };
+        // Read the magic alone: clients before Nix 2.23 wait for the daemon's
+        // hello before they send their version.
+        let mut magic = [0u8; 8];
+        if let Err(e) = self.stream.read_exact(&mut magic) {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                return Err(End::Close);
+            }
+            return Err(self.io("reading the client's magic", &e));
+        }
+        if u64::from_le_bytes(magic) != WORKER_MAGIC_1 {
+            self.problem(format!(
+                "the client did not start with the worker protocol magic (got {:#x})",
+                u64::from_le_bytes(magic)
+            ));
+            return Err(End::Close);
+        }
+        self.decoder.feed(Direction::ClientToDaemon, &magic);
+        let hello = template.daemon_hello.clone().unwrap_or_default();
+        self.send(&hello)?;
+        let client_version = match self.handshake_piece()? {
+            Some(HandshakePiece::ClientHello(hello)) => hello.version,
+            _ => return Err(End::Close),
+        };
+        let Some(daemon_version) = template.daemon_version else {
+            return Err(End::Close);
+        };
+        let chosen = recorded
+            .connections
+            .iter()
+            .find(|c| c.client_version == Some(client_version) && c.daemon_hello.is_some());
+        let version = ProtocolVersion::negotiate(client_version, daemon_version);
+        // The client's features (≥ 1.38) come before the daemon's.
+        if version.at_least(38) {
+            match self.handshake_piece()? {
+                Some(HandshakePiece::ClientFeatures { .. }) => {}
+                _ => return Err(End::Close),
+            }
+            let features = chosen
+                .and_then(|c| c.daemon_features.clone())
+                .or_else(|| template.daemon_features.clone())
+                .unwrap_or_else(|| {
+                    let mut w = Writer::new();
+                    FeatureList::default().encode(&mut w);
+                    w.into_bytes()
+                });
+            self.send(&features)?;
+        }
+        if version.at_least(14) {
+            match self.handshake_piece()? {
+                Some(HandshakePiece::ClientAffinity(_)) => {}
+                _ => return Err(End::Close),
+            }
+        }
+        if version.at_least(11) {
+            match self.handshake_piece()? {
+                Some(HandshakePiece::ClientReserveSpace { .. }) => {}
+                _ => return Err(End::Close),
+            }
+        }
+        let Some(chosen) = chosen else {
+            return self.refuse(template, client_version, version);
+        };
+        self.send(&chosen.daemon_post)?;
+        if !chosen.handshake_complete {
+            self.shared.with_report(|r| {
+                r.hangs.push(Hang {
+                    connection: self.id,
+                    seq: 0,
+                    op: "handshake".to_owned(),
+                    key_argument: None,
+                    reason: "the recorded handshake did not end with STDERR_LAST".to_owned(),
+                })
+            });
+            return Err(End::Close);
+        }
+        self.negotiated = self
+            .decoder
+            .negotiated()
+            .cloned()
+            .or_else(|| chosen.negotiated.clone());
+        let mut live = LiveMatch::new(self.id, client_version);
+        let result = self.request_loop(&mut live);
+        self.shared.lock_matcher().release(&mut live);
+        result
+    }
+
+    /// Ends the handshake with an error saying which versions the capture
+    /// holds, then closes.
+    fn refuse(
+        &mut self,
+        template: &RecConn,
+        client_version: ProtocolVersion,
+        version: ProtocolVersion,
+    ) -> Step<()> {
+        let recorded_versions: Vec<String> = self
+            .shared
+            .recorded
+            .client_versions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.shared.with_report(|r| {
+            r.refused.push(Refusal {
+                connection: self.id,
+                client_version: client_version.to_string(),
+                recorded_versions: recorded_versions.clone(),
+            })
+        });
+        let mut w = Writer::new();
+        if version.at_least(33) {
+            DaemonNixVersion(template.daemon_nix_version.clone().unwrap_or_default())
+                .encode(&mut w);
+        }
+        if version.at_least(35) {
+            template.trust.unwrap_or(Trust::Unknown).encode(&mut w);
+        }
+        let message = format!(
+            "nixcap replay: this client speaks worker protocol {client_version}, but the capture holds only \
+             connections of protocol {}; replay it with the Nix version it was recorded with",
+            recorded_versions.join(", ")
+        );
+        error_message(version, &message).encode(&mut w);
+        let bytes = w.into_bytes();
+        self.send(&bytes)?;
+        Err(End::Close)
+    }
+
+    fn request_loop(&mut self, live: &mut LiveMatch) -> Step<()> {
+        loop {
+            let Some(event) = self.next_event()? else {
+                return Ok(());
+            };
+            match event.kind {
+                EventKind::Request { seq, request } => self.answer(live, seq, *request)?,
+                EventKind::Opaque { reason, .. } => {
+                    self.problem(format!(
+                        "the client sent bytes that cannot be decoded: {reason}"
+                    ));
+                    if let Some(negotiated) = self.negotiated.clone() {
+                        let message = format!("nixcap replay: cannot decode the request: {reason}");
+                        let bytes = error_message(negotiated.version, &message).to_bytes();
+                        let _ = self.send(&bytes);
+                    }
+                    return Err(End::Close);
+                }
+                EventKind::Truncated { .. } => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Consumes the upload that follows a request; returns its digest.
+    fn consume_upload(&mut self, seq: u64, upload: Upload) -> Step<UploadDigest> {
+        let mut digest = UploadDigest::default();
+        if !matches!(upload, Upload::Framed | Upload::InlineNar) {
+            return Ok(digest);
+        }
+        loop {
+            let Some(event) = self.next_event()? else {
+                self.problem(format!(
+                    "the client closed the connection during the upload of op {seq}"
+                ));
+                return Err(End::Close);
+            };
+            match &event.kind {
+                EventKind::FramedData { data, .. } => digest.update(data.as_bytes()),
+                EventKind::FramedEnd { .. } => return Ok(digest),
+                EventKind::NarData { data, end, .. } => {
+                    digest.update(data.as_bytes());
+                    if *end {
+                        return Ok(digest);
+                    }
+                }
+                EventKind::FramedHeader { .. } => {}
+                other => {
+                    self.problem(format!(
+                        "the upload of op {seq} could not be decoded: {}",
+                        describe(other)
+                    ));
+                    return Err(End::Close);
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, live: &mut LiveMatch, seq: u64, request: Request) -> Step<()> {
+        let op = request.op();
+        let negotiated = self
+            .negotiated
+            .clone()
+            .unwrap_or_else(|| Negotiated::new(live.version));
+        let upload = op.upload(&negotiated);
+        let key = request_key(&request);
+        let key_argument = request.key_argument();
+        let found = self.shared.lock_matcher().find(live, &key);
+        let mut digest = self.consume_upload(seq, upload)?;
+        let recorded = Arc::clone(&self.shared.recorded);
+        let Some((c, e)) = found else {
+            self.shared.with_report(|r| {
+                r.unmatched.push(UnmatchedRequest {
+                    connection: self.id,
+                    seq,
+                    op: op.name().to_owned(),
+                    key_argument: key_argument.clone(),
+                })
+            });
+            let message = match &key_argument {
+                Some(arg) => format!("nixcap replay: not in capture: {} {arg}", op.name()),
+                None => format!("nixcap replay: not in capture: {}", op.name()),
+            };
+            let bytes = error_message(negotiated.version, &message).to_bytes();
+            return self.send(&bytes);
+        };
+        let exchange = &recorded.connections[c].exchanges[e];
+        self.shared.with_report(|r| r.served += 1);
+        let start = Instant::now();
+        let speed = self.shared.options.speed;
+        for piece in &exchange.sends {
+            if speed > 0.0 {
+                let due = Duration::from_secs_f64(piece.after_nanos as f64 / 1e9 / speed);
+                let elapsed = start.elapsed();
+                if due > elapsed {
+                    std::thread::sleep(due - elapsed);
+                }
+            }
+            self.send(&piece.bytes)?;
+            if piece.read {
+                match self.next_event()? {
+                    Some(Event {
+                        kind: EventKind::ReadAnswer { data, .. },
+                        ..
+                    }) => digest.update(data.as_bytes()),
+                    Some(other) => {
+                        self.problem(format!(
+                            "op {seq} ({}): expected an answer to STDERR_READ, got {}",
+                            op.name(),
+                            describe(&other.kind)
+                        ));
+                        return Err(End::Close);
+                    }
+                    None => {
+                        self.problem(format!(
+                            "op {seq} ({}): the client closed the connection instead of answering STDERR_READ",
+                            op.name()
+                        ));
+                        return Err(End::Close);
+                    }
+                }
+            }
+        }
+        if upload != Upload::None
+            && (digest.len != exchange.upload.len || digest.hex() != exchange.upload.hex())
+        {
+            self.shared.with_report(|r| {
+                r.upload_mismatches.push(UploadMismatch {
+                    connection: self.id,
+                    seq,
+                    op: op.name().to_owned(),
+                    key_argument: key_argument.clone(),
+                    recorded_sha256: exchange.upload.hex(),
+                    recorded_len: exchange.upload.len,
+                    live_sha256: digest.hex(),
+                    live_len: digest.len,
+                })
+            });
+        }
+        if let Some(reason) = &exchange.incomplete {
+            self.shared.with_report(|r| {
+                r.hangs.push(Hang {
+                    connection: self.id,
+                    seq,
+                    op: op.name().to_owned(),
+                    key_argument: key_argument.clone(),
+                    reason: reason.clone(),
+                })
+            });
+            return Err(End::Close);
+        }
+        Ok(())
+    }
+}
+
+/// A `STDERR_ERROR` in the layout of `version`.
+fn error_message(version: ProtocolVersion, message: &str) -> StderrMessage {
+    let message = ByteString::from(message);
+    let info = if version.at_least(26) {
+        ErrorInfo::Structured {
+            level: 0,
+            name: ByteString::from("Error"),
+            message,
+            traces: Vec::new(),
+        }
+    } else {
+        ErrorInfo::Legacy {
+            message,
+            exit_status: 1,
+        }
+    };
+    StderrMessage::Error(info)
+}
+
+fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Opaque { reason, .. } | EventKind::Truncated { reason, .. } => reason.clone(),
+        other => format!("{other:?}").chars().take(120).collect(),
+    }
+}

@@ -1,0 +1,243 @@
+//! Finding the recorded op that answers a live request, in the three
+//! matching modes.
+//!
+//! * `strict`: each live connection replays one recorded connection's ops in
+//!   order. Which one is decided by what the client asks: while several
+//!   unclaimed recorded connections start with the same requests, answers
+//!   come from the first of them, and the live connection claims a recorded
+//!   connection once only one fits (or when it closes).
+//! * `keyed`: any recorded op with the same op and normalised arguments
+//!   answers, each at most once, earliest first. A live connection prefers
+//!   the recorded connection it was last answered from, then connections no
+//!   other live connection is using, so concurrent clients are paired with
+//!   recorded connections by what they ask rather than by arrival order.
+//! * `reuse`: as `keyed`, but when every matching op was used, the most
+//!   recent one is served again.
+//!
+//! Only recorded connections of the live client's protocol version answer.
+
+use std::sync::Arc;
+
+use nixcap_wire::ProtocolVersion;
+use serde_json::Value;
+
+use crate::recorded::Recorded;
+use crate::MatchMode;
+
+/// What the matcher knows about one live connection.
+#[derive(Debug)]
+pub(crate) struct LiveMatch {
+    pub id: u64,
+    pub version: ProtocolVersion,
+    /// The recorded connection claimed (strict) or last answered from.
+    bound: Option<usize>,
+    /// Strict mode: the keys matched so far, in order.
+    history: Vec<Value>,
+    /// Strict mode: where each matched request was served from.
+    served: Vec<(usize, usize)>,
+}
+
+impl LiveMatch {
+    pub fn new(id: u64, version: ProtocolVersion) -> Self {
+        LiveMatch {
+            id,
+            version,
+            bound: None,
+            history: Vec::new(),
+            served: Vec::new(),
+        }
+    }
+}
+
+/// The shared matching state of a replay.
+#[derive(Debug)]
+pub(crate) struct Matcher {
+    mode: MatchMode,
+    recorded: Arc<Recorded>,
+    /// How many times each recorded op was served.
+    uses: Vec<Vec<u32>>,
+    /// The live connection that claimed (strict) or is bound to (keyed)
+    /// each recorded connection.
+    owner: Vec<Option<u64>>,
+    /// Every recorded op, in recording order.
+    order: Vec<(usize, usize)>,
+}
+
+impl Matcher {
+    pub fn new(mode: MatchMode, recorded: Arc<Recorded>) -> Self {
+        let uses = recorded
+            .connections
+            .iter()
+            .map(|c| vec![0; c.exchanges.len()])
+            .collect();
+        let owner = vec![None; recorded.connections.len()];
+        let mut order: Vec<(usize, usize)> = recorded
+            .connections
+            .iter()
+            .enumerate()
+            .flat_map(|(c, conn)| (0..conn.exchanges.len()).map(move |e| (c, e)))
+            .collect();
+        order.sort_by_key(|&(c, e)| (recorded.connections[c].exchanges[e].start_nanos, c, e));
+        Matcher {
+            mode,
+            recorded,
+            uses,
+            owner,
+            order,
+        }
+    }
+
+    fn key_at(&self, c: usize, e: usize) -> Option<&Value> {
+        self.recorded
+            .connections
+            .get(c)?
+            .exchanges
+            .get(e)
+            .map(|x| &x.key)
+    }
+
+    fn version_fits(&self, c: usize, live: &LiveMatch) -> bool {
+        self.recorded.connections[c].client_version == Some(live.version)
+    }
+
+    /// Finds the recorded op that answers `key` on `live`, and marks it used.
+    pub fn find(&mut self, live: &mut LiveMatch, key: &Value) -> Option<(usize, usize)> {
+        match self.mode {
+            MatchMode::Strict => self.find_strict(live, key),
+            MatchMode::Keyed | MatchMode::Reuse => self.find_keyed(live, key),
+        }
+    }
+
+    fn strict_candidates(&self, live: &LiveMatch, next: Option<&Value>) -> Vec<usize> {
+        let len = live.history.len() + usize::from(next.is_some());
+        (0..self.recorded.connections.len())
+            .filter(|&c| self.owner[c].is_none() && self.version_fits(c, live))
+            .filter(|&c| {
+                live.history
+                    .iter()
+                    .chain(next)
+                    .enumerate()
+                    .all(|(i, k)| self.key_at(c, i) == Some(k))
+                    && self.recorded.connections[c].exchanges.len() >= len
+            })
+            .collect()
+    }
+
+    fn claim(&mut self, live: &mut LiveMatch, c: usize) {
+        for &(sc, se) in &live.served {
+            self.uses[sc][se] = self.uses[sc][se].saturating_sub(1);
+        }
+        for e in 0..live.served.len() {
+            self.uses[c][e] += 1;
+        }
+        live.served = (0..live.served.len()).map(|e| (c, e)).collect();
+        self.owner[c] = Some(live.id);
+        live.bound = Some(c);
+    }
+
+    fn find_strict(&mut self, live: &mut LiveMatch, key: &Value) -> Option<(usize, usize)> {
+        let pos = live.history.len();
+        let c = match live.bound {
+            Some(c) => {
+                if self.key_at(c, pos) != Some(key) {
+                    return None;
+                }
+                c
+            }
+            None => {
+                let candidates = self.strict_candidates(live, Some(key));
+                let first = *candidates.first()?;
+                if candidates.len() == 1 {
+                    live.history.push(key.clone());
+                    live.served.push((first, pos));
+                    self.uses[first][pos] += 1;
+                    self.claim(live, first);
+                    return Some((first, pos));
+                }
+                first
+            }
+        };
+        live.history.push(key.clone());
+        live.served.push((c, pos));
+        self.uses[c][pos] += 1;
+        Some((c, pos))
+    }
+
+    fn find_keyed(&mut self, live: &mut LiveMatch, key: &Value) -> Option<(usize, usize)> {
+        let candidates: Vec<(usize, usize)> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&(c, e)| self.version_fits(c, live) && self.key_at(c, e) == Some(key))
+            .collect();
+        let unused: Vec<(usize, usize)> = candidates
+            .iter()
+            .copied()
+            .filter(|&(c, e)| self.uses[c][e] == 0)
+            .collect();
+        let pick = unused
+            .iter()
+            .find(|&&(c, _)| Some(c) == live.bound)
+            .or_else(|| {
+                unused
+                    .iter()
+                    .find(|&&(c, _)| self.owner[c].is_none() || self.owner[c] == Some(live.id))
+            })
+            .or_else(|| unused.first())
+            .copied()
+            .or_else(|| {
+                if self.mode != MatchMode::Reuse {
+                    return None;
+                }
+                candidates
+                    .iter()
+                    .rev()
+                    .find(|&&(c, _)| Some(c) == live.bound)
+                    .or_else(|| candidates.last())
+                    .copied()
+            })?;
+        let (c, e) = pick;
+        self.uses[c][e] += 1;
+        if live.bound != Some(c) {
+            if let Some(old) = live.bound {
+                if self.owner[old] == Some(live.id) {
+                    self.owner[old] = None;
+                }
+            }
+            if self.owner[c].is_none() {
+                self.owner[c] = Some(live.id);
+            }
+            live.bound = Some(c);
+        }
+        Some((c, e))
+    }
+
+    /// Called when a live connection ends.
+    pub fn release(&mut self, live: &mut LiveMatch) {
+        match self.mode {
+            MatchMode::Strict => {
+                if live.bound.is_none() && !live.history.is_empty() {
+                    if let Some(&first) = self.strict_candidates(live, None).first() {
+                        self.claim(live, first);
+                    }
+                }
+            }
+            MatchMode::Keyed | MatchMode::Reuse => {
+                for owner in &mut self.owner {
+                    if *owner == Some(live.id) {
+                        *owner = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Recorded ops never served, in recording order.
+    pub fn unused(&self) -> Vec<(usize, usize)> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&(c, e)| self.uses[c][e] == 0)
+            .collect()
+    }
+}
