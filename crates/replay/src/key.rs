@@ -1,11 +1,14 @@
 //! Request keys: the normalised form of a request that `--match keyed` and
 //! `--match reuse` compare.
 //!
-//! A key is the request's JSON form with the values that change from run to
-//! run of the same client command replaced. Today that is the directory of a
-//! garbage-collector root (`AddIndirectRoot`, `AddPermRoot`): a client run in
-//! another working directory asks for `<elsewhere>/result`, which should still
-//! match the recorded `<workdir>/result`, so only the root's file name is kept.
+//! A key starts from the shared normalisation of per-run values
+//! ([`nixcap_view::normalise::request_key`]: pids and temp-dir nonces in
+//! paths, timestamps, and SetOptions' settings, which differ between
+//! environments and after `nixcap redact`). On top of that, the directory of
+//! a garbage-collector root (`AddIndirectRoot`, `AddPermRoot`) is dropped: a
+//! client run in another working directory asks for `<elsewhere>/result`,
+//! which should still match the recorded `<workdir>/result`, so only the
+//! root's file name is kept.
 
 use nixcap_wire::ops::Request;
 use serde_json::Value;
@@ -13,22 +16,15 @@ use serde_json::Value;
 /// The normalised key of `request`. Two requests with equal keys are served
 /// the same recorded answer.
 pub fn request_key(request: &Request) -> Value {
-    let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        for field in ["path", "gcRoot"] {
-            let is_root_field = match request {
-                Request::AddIndirectRoot { .. } => field == "path",
-                Request::AddPermRoot { .. } => field == "gcRoot",
-                _ => false,
-            };
-            if !is_root_field {
-                continue;
-            }
-            if let Some(Value::String(text)) = map.get_mut(field) {
-                let name = text.rsplit('/').next().unwrap_or_default().to_owned();
-                *text = format!("…/{name}");
-            }
-        }
+    let mut value = nixcap_view::normalise::request_key(request);
+    let root_field = match request {
+        Request::AddIndirectRoot { .. } => "path",
+        Request::AddPermRoot { .. } => "gcRoot",
+        _ => return value,
+    };
+    if let Some(Value::String(text)) = value.get_mut(root_field) {
+        let name = text.rsplit('/').next().unwrap_or_default().to_owned();
+        *text = format!("…/{name}");
     }
     value
 }
