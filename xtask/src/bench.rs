@@ -27,7 +27,10 @@ options:
 
 /// Entry point of `cargo xtask bench`.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if args.iter().any(|a| a == "--help" || a == "-h" || a == "help") {
+    if args
+        .iter()
+        .any(|a| a == "--help" || a == "-h" || a == "help")
+    {
         eprint!("{HELP}");
         return Ok(());
     }
@@ -47,7 +50,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let release = target.join("release");
     let mut command = Command::new(release.join("nixcap-bench"));
-    command.current_dir(&root).arg("--nixcap").arg(release.join("nixcap"));
+    command
+        .current_dir(&root)
+        .arg("--nixcap")
+        .arg(release.join("nixcap"));
     if !args.iter().any(|a| a == "--out") {
         command.arg("--out").arg(target.join("bench"));
     }

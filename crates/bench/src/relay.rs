@@ -1,0 +1,375 @@
+//! The relays under test: nothing (a direct connection), the recorder,
+//! `socat` and `socat -v`, each started as its own process in front of an
+//! upstream socket.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, IoContext, Result};
+
+/// How long a relay may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a relay may take to stop (the recorder finishes its capture).
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One way of reaching the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// The client connects to the upstream socket itself: the limit.
+    Direct,
+    /// Through `nixcap record`.
+    Nixcap,
+    /// Through `socat UNIX-LISTEN:…,fork UNIX-CONNECT:…`.
+    Socat,
+    /// Through `socat -v …`, its dump on stderr sent to `/dev/null`.
+    SocatVerbose,
+}
+
+impl Variant {
+    /// Every variant, in table order.
+    pub const ALL: [Variant; 4] = [
+        Variant::Direct,
+        Variant::Nixcap,
+        Variant::Socat,
+        Variant::SocatVerbose,
+    ];
+
+    /// The column heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::Direct => "direct",
+            Variant::Nixcap => "nixcap",
+            Variant::Socat => "socat",
+            Variant::SocatVerbose => "socat -v",
+        }
+    }
+
+    /// The variants in the order round `round` runs them: rotated by one per
+    /// round, so that no variant always runs first (or right after another).
+    pub fn rotation(round: usize, variants: &[Variant]) -> Vec<Variant> {
+        let mut order = variants.to_vec();
+        if !order.is_empty() {
+            let len = order.len();
+            order.rotate_left(round % len);
+        }
+        order
+    }
+}
+
+/// Which program plays the recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecorderProgram {
+    /// The `nixcap` binary: `nixcap record -w FILE --listen SOCK --upstream SOCK`,
+    /// stopped with SIGINT.
+    Cli(PathBuf),
+    /// This benchmark's own binary, running the same recorder library in a
+    /// child process (`nixcap-bench record-with-library`), stopped by closing
+    /// its standard input. Used when no `nixcap` binary is at hand.
+    Library(PathBuf),
+}
+
+impl RecorderProgram {
+    /// A short description for the report.
+    pub fn describe(&self) -> String {
+        match self {
+            RecorderProgram::Cli(path) => format!("`nixcap record` ({})", path.display()),
+            RecorderProgram::Library(_) => {
+                "the nixcap-record library in a child process (no `nixcap` binary given)".to_owned()
+            }
+        }
+    }
+}
+
+/// The programs the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The recorder.
+    pub recorder: RecorderProgram,
+    /// The `nixcap` binary, for `show` and `replay`; `None` skips those cases.
+    pub nixcap: Option<PathBuf>,
+    /// `socat`; `None` leaves the socat columns empty.
+    pub socat: Option<PathBuf>,
+}
+
+impl Tools {
+    /// The variants these tools can run.
+    pub fn variants(&self) -> Vec<Variant> {
+        Variant::ALL
+            .into_iter()
+            .filter(|v| self.socat.is_some() || matches!(v, Variant::Direct | Variant::Nixcap))
+            .collect()
+    }
+}
+
+/// A relay process listening in front of an upstream socket (or, for
+/// [`Variant::Direct`], just the upstream socket).
+#[derive(Debug)]
+pub struct Relay {
+    variant: Variant,
+    child: Option<Child>,
+    socket: PathBuf,
+    capture: Option<PathBuf>,
+    library: bool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// What a stopped relay left behind.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The capture, for the recorder.
+    pub capture: Option<PathBuf>,
+}
+
+impl Relay {
+    /// Starts `variant` in front of `upstream`. The recorder writes its
+    /// capture to `capture`.
+    pub fn start(
+        variant: Variant,
+        upstream: &Path,
+        tools: &Tools,
+        capture: &Path,
+    ) -> Result<Relay> {
+        if variant == Variant::Direct {
+            return Ok(Relay {
+                variant,
+                child: None,
+                socket: upstream.to_path_buf(),
+                capture: None,
+                library: false,
+                _dir: None,
+            });
+        }
+        // Socket paths hold at most 107 bytes: keep them short, in the
+        // temporary directory.
+        let dir = tempfile::Builder::new()
+            .prefix("nxb")
+            .tempdir()
+            .doing(|| "creating a socket directory".to_owned())?;
+        let socket = dir.path().join("s");
+        let mut library = false;
+        let (program, mut command) = match variant {
+            Variant::Direct => {
+                return Err(Error::Usage("a direct connection has no relay".to_owned()))
+            }
+            Variant::Nixcap => {
+                let _ = std::fs::remove_file(capture);
+                match &tools.recorder {
+                    RecorderProgram::Cli(nixcap) => {
+                        let mut c = Command::new(nixcap);
+                        c.arg("record")
+                            .arg("-w")
+                            .arg(capture)
+                            .arg("--listen")
+                            .arg(&socket);
+                        c.arg("--upstream").arg(upstream);
+                        c.stdin(Stdio::null());
+                        ("nixcap record", c)
+                    }
+                    RecorderProgram::Library(bench) => {
+                        library = true;
+                        let mut c = Command::new(bench);
+                        c.arg("record-with-library")
+                            .arg(capture)
+                            .arg(&socket)
+                            .arg(upstream);
+                        c.stdin(Stdio::piped());
+                        ("nixcap-bench record-with-library", c)
+                    }
+                }
+            }
+            Variant::Socat | Variant::SocatVerbose => {
+                let Some(socat) = &tools.socat else {
+                    return Err(Error::Program {
+                        program: "socat".to_owned(),
+                        message: "not installed".to_owned(),
+                    });
+                };
+                let mut c = Command::new(socat);
+                if variant == Variant::SocatVerbose {
+                    c.arg("-v");
+                }
+                c.arg(format!("UNIX-LISTEN:{},fork", socket.display()));
+                c.arg(format!("UNIX-CONNECT:{}", upstream.display()));
+                c.stdin(Stdio::null());
+                ("socat", c)
+            }
+        };
+        command.stdout(Stdio::null());
+        // The recorder prints one line when it starts and a summary when it
+        // stops; socat -v prints its dump. Neither is wanted here.
+        command.stderr(Stdio::null());
+        let child = command.spawn().doing(|| format!("starting {program}"))?;
+        let mut relay = Relay {
+            variant,
+            child: Some(child),
+            socket,
+            capture: (variant == Variant::Nixcap).then(|| capture.to_path_buf()),
+            library,
+            _dir: Some(dir),
+        };
+        relay.wait_listening(program)?;
+        Ok(relay)
+    }
+
+    fn wait_listening(&mut self, program: &str) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if self.socket.exists() {
+                return Ok(());
+            }
+            if let Some(child) = &mut self.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(Error::Program {
+                        program: program.to_owned(),
+                        message: format!("exited before listening ({status})"),
+                    });
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Program {
+                    program: program.to_owned(),
+                    message: format!("not listening after {START_TIMEOUT:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The variant.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The socket clients connect to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The relay process's peak resident set size (`VmHWM`) in bytes, if it
+    /// is a process of its own.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        peak_rss_bytes(pid)
+    }
+
+    /// Stops the relay and waits for it to exit.
+    pub fn stop(mut self) -> Result<Stopped> {
+        let capture = self.capture.take();
+        let Some(mut child) = self.child.take() else {
+            return Ok(Stopped { capture });
+        };
+        if self.library {
+            // Closing standard input tells the child to finish.
+            drop(child.stdin.take());
+        } else {
+            let signal = if self.variant == Variant::Nixcap {
+                "-INT"
+            } else {
+                "-TERM"
+            };
+            send_signal(child.id(), signal)?;
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child
+                .try_wait()
+                .doing(|| "waiting for a relay".to_owned())?
+            {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Program {
+                    program: self.variant.label().to_owned(),
+                    message: format!("did not stop within {STOP_TIMEOUT:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // socat exits with 143 on SIGTERM; the recorder must exit cleanly.
+        if self.variant == Variant::Nixcap && !status.success() {
+            return Err(Error::Program {
+                program: self.variant.label().to_owned(),
+                message: format!("exited with {status}"),
+            });
+        }
+        Ok(Stopped { capture })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `signal` (such as `-INT`) to the process `pid`, which this program started.
+fn send_signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .doing(|| format!("running kill {signal} {pid}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Program {
+            program: "kill".to_owned(),
+            message: format!("kill {signal} {pid} failed ({status})"),
+        })
+    }
+}
+
+/// `VmHWM` of process `pid`, in bytes.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let mut status = String::new();
+    File::open(format!("/proc/{pid}/status"))
+        .ok()?
+        .read_to_string(&mut status)
+        .ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vm_hwm() {
+        let status = "Name:\tnixcap\nVmPeak:\t  20000 kB\nVmHWM:\t    6144 kB\nVmRSS:\t 5000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(6144 * 1024));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn rotation_moves_the_first_variant() {
+        let all = Variant::ALL;
+        assert_eq!(Variant::rotation(0, &all)[0], Variant::Direct);
+        assert_eq!(Variant::rotation(1, &all)[0], Variant::Nixcap);
+        assert_eq!(Variant::rotation(5, &all)[0], Variant::Nixcap);
+        assert_eq!(Variant::rotation(3, &all).len(), 4);
+    }
+}
