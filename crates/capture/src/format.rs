@@ -71,33 +71,11 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 
 /// Continues a CRC-32C over more bytes; `crc32c_update(crc32c(a), b) == crc32c(a ++ b)`.
 pub fn crc32c_update(crc: u32, bytes: &[u8]) -> u32 {
-    let mut state = !crc;
-    for &byte in bytes {
-        state = CRC32C_TABLE[((state ^ u32::from(byte)) & 0xFF) as usize] ^ (state >> 8);
-    }
-    !state
-}
-
-const CRC32C_TABLE: [u32; 256] = crc32c_table();
-
-const fn crc32c_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut value = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            value = if value & 1 == 1 {
-                (value >> 1) ^ 0x82F6_3B78
-            } else {
-                value >> 1
-            };
-            bit += 1;
-        }
-        table[i] = value;
-        i += 1;
-    }
-    table
+    // The crc32c crate uses the CPU's CRC32 instruction where there is one
+    // and a table-driven fallback elsewhere; every frame of every capture
+    // goes through here, so a byte-at-a-time loop was the recorder's hottest
+    // spot (see docs/BENCHMARKS.md).
+    crc32c::crc32c_append(crc, bytes)
 }
 
 /// Appends `value` as an unsigned LEB128 varint (postcard's integer encoding).
