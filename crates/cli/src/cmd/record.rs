@@ -1,11 +1,328 @@
-//! `nixcap record` (being written).
+//! `nixcap record`: put the recording proxy in front of nix-daemon.
+//!
+//! Two modes:
+//! - Standalone, `nixcap record -w FILE --listen SOCK`: serve until SIGINT,
+//!   SIGTERM or SIGHUP, then finish the capture.
+//! - Wrapper, `nixcap record -w FILE -- CMD ARGS…`: listen on a private
+//!   socket, run CMD with `NIX_REMOTE` pointing at it, finish the capture
+//!   when CMD exits, and exit with CMD's status.
+//!
+//! The capture is written in place at FILE, frame by frame (at least every
+//! 100 ms). A recorder that is killed leaves a readable capture at FILE
+//! whose last frames may be missing and which has no footer; `nixcap
+//! verify` reports it as not finished. No temporary name is used, because a
+//! killed recorder could then not leave anything at the path the user gave.
 
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use nixcap_record::{store_uri_query, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Exit status of standalone mode when the capture could not be completely written.
+const EXIT_CAPTURE_INCOMPLETE: u8 = 1;
 
 /// Arguments of `nixcap record`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+The daemon sees the recorder's uid, not the client's. The socket is created with mode 0600 and \
+every peer's uid is checked; only the recorder's own uid and --allow-uid ones are served.
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nixcap record` is being written")
+The capture is written in place and flushed at least every 100 ms, so a killed recorder leaves a \
+readable (unfinished) capture at FILE.")]
+pub struct Args {
+    /// Write the capture to FILE (created with mode 0600; it may hold private data).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Listen on this socket path. Required without a command; with one, a
+    /// socket in a fresh private directory is used by default.
+    #[arg(long, value_name = "SOCK")]
+    pub listen: Option<PathBuf>,
+
+    /// The daemon to forward to: unix:///path, unix:/path or a path. Query
+    /// parameters (such as ?root=/r) are not used for connecting but are
+    /// passed on to the command's NIX_REMOTE. Default: the socket of a
+    /// unix: NIX_REMOTE, else $NIX_DAEMON_SOCKET_PATH, else
+    /// /nix/var/nix/daemon-socket/socket.
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: Option<String>,
+
+    /// Also serve clients running as this uid (repeatable). They act with the
+    /// recorder's rights at the daemon. The socket is then made
+    /// world-writable so that they can reach it; the uid check still applies.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// The command to run with NIX_REMOTE pointing at the recorder.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(record(args))
+}
+
+async fn record(args: Args) -> anyhow::Result<ExitCode> {
+    if args.command.is_empty() && args.listen.is_none() {
+        bail!("give --listen SOCK, or a command to run after `--`");
+    }
+    let nix_remote = std::env::var("NIX_REMOTE").ok();
+    let upstream = resolve_upstream(
+        args.upstream.as_deref(),
+        nix_remote.as_deref(),
+        std::env::var_os("NIX_DAEMON_SOCKET_PATH"),
+    )?;
+
+    // Install the handlers before anything can be interrupted, so that a
+    // signal never kills the recorder with a half-written capture.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+
+    let file = create_capture(&args.output, args.force)?;
+    let mut config = Config::new(args.listen.clone(), upstream.clone());
+    config.allow_uids = args.allow_uid.clone();
+    config.capture_path = Some(args.output.clone());
+    if !config.allow_uids.is_empty() {
+        config.socket_mode = 0o666;
+    }
+    let recorder = match Recorder::start(config, file).await {
+        Ok(recorder) => recorder,
+        Err(error) => {
+            // The file was created (or emptied) for this run and holds
+            // nothing; leaving it would only block the next attempt.
+            let _ = std::fs::remove_file(&args.output);
+            return Err(anyhow::Error::new(error).context("starting the recorder"));
+        }
+    };
+
+    if args.command.is_empty() {
+        eprintln!(
+            "nixcap record: listening on {}, forwarding to {}, writing {}; stop with Ctrl-C",
+            recorder.socket_path().display(),
+            upstream.path().display(),
+            args.output.display()
+        );
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+            _ = sighup.recv() => {}
+        }
+        let report = recorder.finish().await.context("finishing the capture")?;
+        let complete = print_summary(&report, &args.output);
+        return Ok(if complete {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_CAPTURE_INCOMPLETE)
+        });
+    }
+
+    // Clients that read store files from disk need the query (`?root=`) of
+    // the store URI they would otherwise have used.
+    let query = upstream
+        .query()
+        .or_else(|| nix_remote.as_deref().and_then(store_uri_query))
+        .map(str::to_owned);
+    let store_uri = DaemonAddr::from_path(recorder.socket_path())
+        .with_query(query)
+        .store_uri();
+    let mut command = tokio::process::Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .env("NIX_REMOTE", &store_uri)
+        .env("NIX_DAEMON_SOCKET_PATH", recorder.socket_path());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let report = recorder.finish().await.context("finishing the capture")?;
+            print_summary(&report, &args.output);
+            eprintln!(
+                "nixcap: error: cannot run {}: {error}",
+                Path::new(&args.command[0]).display()
+            );
+            // The shell's conventions for a command that cannot be run.
+            return Ok(ExitCode::from(match error.kind() {
+                ErrorKind::NotFound => 127,
+                _ => 126,
+            }));
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command")?,
+            // Ctrl-C reaches the whole foreground process group, the command
+            // included: let the command decide, and keep recording until it
+            // exits. SIGTERM and SIGHUP are usually meant for the recorder
+            // alone, so they are passed on.
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => forward_signal(&child, libc::SIGTERM),
+            _ = sighup.recv() => forward_signal(&child, libc::SIGHUP),
+        }
+    };
+    let report = recorder.finish().await.context("finishing the capture")?;
+    print_summary(&report, &args.output);
+    // The command's status is the result, whatever happened to the capture:
+    // recording must never be the reason a build fails.
+    Ok(exit_code_of(status))
+}
+
+/// Picks the daemon address: `--upstream`, else a `unix:` `NIX_REMOTE`, else
+/// `$NIX_DAEMON_SOCKET_PATH`, else the standard socket.
+fn resolve_upstream(
+    upstream: Option<&str>,
+    nix_remote: Option<&str>,
+    socket_path_env: Option<OsString>,
+) -> anyhow::Result<DaemonAddr> {
+    if let Some(upstream) = upstream {
+        return DaemonAddr::parse(upstream).context("parsing --upstream");
+    }
+    if let Some(remote) = nix_remote.filter(|r| r.starts_with("unix:")) {
+        if let Ok(addr) = DaemonAddr::parse(remote) {
+            return Ok(addr.with_query(None));
+        }
+    }
+    Ok(match socket_path_env.filter(|p| !p.is_empty()) {
+        Some(path) => DaemonAddr::from_path(path),
+        None => DaemonAddr::from_path(DEFAULT_DAEMON_SOCKET),
+    })
+}
+
+fn create_capture(path: &Path, force: bool) -> anyhow::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path).map_err(|error| {
+        if error.kind() == ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; pass --force to overwrite it",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(error).context(format!("creating {}", path.display()))
+        }
+    })
+}
+
+/// Prints the one-line summary (and any capture problems) to stderr.
+/// Returns whether the capture is complete.
+fn print_summary(report: &Report<File>, output: &Path) -> bool {
+    let stats = &report.stats;
+    let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    let mut extra = Vec::new();
+    if stats.refused > 0 {
+        extra.push(format!("{} refused", stats.refused));
+    }
+    if stats.unreachable > 0 {
+        extra.push(format!("{} with the daemon unreachable", stats.unreachable));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extra.join(", "))
+    };
+    eprintln!(
+        "nixcap record: {} connection{}{extra}, {} bytes client to daemon, {} bytes daemon to client, capture {} ({size} bytes)",
+        stats.connections,
+        if stats.connections == 1 { "" } else { "s" },
+        stats.bytes_client_to_daemon,
+        stats.bytes_daemon_to_client,
+        output.display(),
+    );
+    if !report.capture_complete() {
+        eprintln!(
+            "nixcap record: ERROR: the capture {} is INCOMPLETE:",
+            output.display()
+        );
+        for problem in &report.capture_problems {
+            eprintln!("nixcap record: ERROR:   {problem}");
+        }
+        if !report.capture_finished && report.capture_problems.is_empty() {
+            eprintln!("nixcap record: ERROR:   it was not finished");
+        }
+    }
+    report.capture_complete()
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    if let Some(code) = status.code() {
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
+    match status.signal() {
+        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// Passes a termination signal on to the command.
+#[allow(unsafe_code)] // Neither std nor tokio can send a signal other than SIGKILL to a child.
+fn forward_signal(child: &tokio::process::Child, signal: libc::c_int) {
+    let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions. The pid is our own
+    // child's, which has not been reaped yet (`child.id()` returns None once
+    // it has), so it cannot have been reused by another process.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_precedence() {
+        let pick = |up: Option<&str>, remote: Option<&str>, env: Option<&str>| {
+            resolve_upstream(up, remote, env.map(OsString::from))
+                .unwrap()
+                .store_uri()
+        };
+        assert_eq!(
+            pick(Some("unix:/u?root=/r"), Some("unix:///n"), Some("/e")),
+            "unix:///u?root=/r"
+        );
+        assert_eq!(
+            pick(None, Some("unix:///n?root=/r"), Some("/e")),
+            "unix:///n"
+        );
+        assert_eq!(pick(None, Some("daemon"), Some("/e")), "unix:///e");
+        assert_eq!(
+            pick(None, None, Some("")),
+            format!("unix://{DEFAULT_DAEMON_SOCKET}")
+        );
+        assert_eq!(
+            pick(None, Some("auto"), None),
+            format!("unix://{DEFAULT_DAEMON_SOCKET}")
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        use std::process::ExitStatus;
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(3 << 8)),
+            ExitCode::from(3)
+        );
+        assert_eq!(exit_code_of(ExitStatus::from_raw(9)), ExitCode::from(137));
+    }
 }
