@@ -15,6 +15,7 @@
 //! - [`stderr`]: the log channel (STDERR_NEXT … STDERR_RESULT) and errors.
 //! - [`handshake`]: both directions of the handshake at every version.
 //! - [`ops`]: every operation's request and reply, per version.
+//! - [`serve`]: value encodings of the serve protocol (`nix-store --serve`).
 //! - [`nar`], [`framed`], [`export`]: the ways payloads travel.
 //! - [`session`]: a streaming decoder for a whole connection.
 
@@ -25,6 +26,7 @@ pub mod handshake;
 pub mod nar;
 pub mod ops;
 pub mod primitives;
+pub mod serve;
 pub mod session;
 pub mod stderr;
 pub mod types;
