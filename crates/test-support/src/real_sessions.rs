@@ -38,7 +38,8 @@ pub fn real_session_names() -> Vec<String> {
 pub fn load_real_session(name: &str) -> Vec<Vec<SessionChunk>> {
     let path = real_sessions_dir().join(name);
     let compressed = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {name}: {e}"));
-    let bytes = zstd::decode_all(&compressed[..]).unwrap_or_else(|e| panic!("unpacking {name}: {e}"));
+    let bytes =
+        zstd::decode_all(&compressed[..]).unwrap_or_else(|e| panic!("unpacking {name}: {e}"));
     let mut pos = 0usize;
     let mut take = |n: usize| -> &[u8] {
         let out = bytes

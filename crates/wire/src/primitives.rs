@@ -236,7 +236,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of `count` elements, each read by `item`.
-    pub fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> ReadResult<T>) -> ReadResult<Vec<T>> {
+    pub fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> ReadResult<T>,
+    ) -> ReadResult<Vec<T>> {
         let count = self.len(MAX_COLLECTION_LEN)?;
         // Each element takes at least 8 bytes, so a count larger than the
         // remaining input can be reported as incomplete without allocating.

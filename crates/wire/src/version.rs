@@ -13,7 +13,9 @@ pub const WORKER_MAGIC_1: u64 = 0x6e69_7863;
 pub const WORKER_MAGIC_2: u64 = 0x6478_696f;
 
 /// A worker-protocol version such as 1.38.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProtocolVersion {
     /// Major version; 1 for every Nix release.
     pub major: u8,
@@ -139,7 +141,10 @@ mod tests {
         let v = ProtocolVersion::from_wire(0x126);
         assert_eq!(v, ProtocolVersion::new(1, 38));
         assert_eq!(v.to_wire(), 0x126);
-        assert_eq!(ProtocolVersion::from_wire(0xdead_0000_0122), ProtocolVersion::new(1, 34));
+        assert_eq!(
+            ProtocolVersion::from_wire(0xdead_0000_0122),
+            ProtocolVersion::new(1, 34)
+        );
     }
 
     #[test]

@@ -236,7 +236,10 @@ pub fn protocol_report(path: &Path) -> anyhow::Result<ProtocolReport> {
     let decoded = nixcap_view::DecodedCapture::new(capture);
     let mut sessions: Vec<SessionReport> = Vec::new();
     for connection in &decoded.connections {
-        match sessions.iter_mut().find(|s| s.session == connection.session) {
+        match sessions
+            .iter_mut()
+            .find(|s| s.session == connection.session)
+        {
             Some(existing) => existing.connections += 1,
             None => sessions.push(SessionReport {
                 connections: 1,
@@ -436,7 +439,8 @@ fn print_text(out: &mut impl Write, r: &Report) -> io::Result<()> {
 }
 
 fn print_protocol(out: &mut impl Write, p: &ProtocolReport) -> io::Result<()> {
-    let show = |v: Option<nixcap_wire::ProtocolVersion>| v.map_or("-".to_string(), |v| v.to_string());
+    let show =
+        |v: Option<nixcap_wire::ProtocolVersion>| v.map_or("-".to_string(), |v| v.to_string());
     for s in &p.sessions {
         let info = &s.session;
         let nix = info
