@@ -8,6 +8,7 @@ mod bench;
 mod fixtures;
 mod fuzz;
 mod nix_peers;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "fixtures",
         "record testdata/captures from real Nix daemons, or check them with --check (`fixtures --help`)",
+    ),
+    (
+        "tidy",
+        "check repository rules: sans-IO codec, no decoding in the proxy, module docs, no ignored tests",
     ),
     (
         "fuzz",
@@ -53,6 +58,19 @@ fn run_task(args: &[String]) -> anyhow::Result<()> {
         "bench" => bench::run(rest),
         "fixtures" => fixtures::run(rest),
         "fuzz" => fuzz::run(rest),
+        "tidy" => {
+            let problems = tidy::problems(&workspace_root());
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{} tidy rule(s) broken",
+                problems.len()
+            );
+            println!("tidy: ok");
+            Ok(())
+        }
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
