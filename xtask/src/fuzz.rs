@@ -76,12 +76,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for target in &targets {
         let corpus = fuzz_dir.join("corpus").join(target);
         let seeds = seed(target, &fuzz_dir, &corpus)?;
-        eprintln!("xtask fuzz: {target}: {seeds} seed files in {}", corpus.display());
+        eprintln!(
+            "xtask fuzz: {target}: {seeds} seed files in {}",
+            corpus.display()
+        );
         outcomes.push(run_target(target, &fuzz_dir, &corpus, secs)?);
     }
-    println!("\n{:<14} {:>6} {:>14} {:>10}  result", "target", "secs", "execs", "execs/s");
+    println!(
+        "\n{:<14} {:>6} {:>14} {:>10}  result",
+        "target", "secs", "execs", "execs/s"
+    );
     for outcome in &outcomes {
-        let execs = outcome.execs.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        let execs = outcome
+            .execs
+            .map_or_else(|| "?".to_owned(), |n| n.to_string());
         let rate = outcome
             .execs
             .map_or_else(|| "?".to_owned(), |n| (n / outcome.secs.max(1)).to_string());
@@ -163,13 +171,14 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 // serve Nix 2.8, 3–5 Nix 2.26, 6–8 Nix 2.34 (strict, keyed,
                 // reuse each).
                 let client = stem.strip_prefix("probe-").unwrap_or(stem);
-                let first_server: u8 = if client.contains("2.8.0") && !client.starts_with("client-2.34") {
-                    0
-                } else if client.contains("2.26") {
-                    3
-                } else {
-                    6
-                };
+                let first_server: u8 =
+                    if client.contains("2.8.0") && !client.starts_with("client-2.34") {
+                        0
+                    } else if client.contains("2.26") {
+                        3
+                    } else {
+                        6
+                    };
                 for (index, connection) in load_session(&file)?.into_iter().enumerate() {
                     let client_bytes: Vec<u8> = connection
                         .iter()
@@ -182,7 +191,10 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                     for mode in 0..3 {
                         let mut input = vec![first_server + mode];
                         input.extend_from_slice(&client_bytes);
-                        write(&corpus.join(format!("seed-{stem}-{index:03}-{mode}")), &input)?;
+                        write(
+                            &corpus.join(format!("seed-{stem}-{index:03}-{mode}")),
+                            &input,
+                        )?;
                     }
                 }
             }
@@ -195,7 +207,11 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
 fn files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        files.push(entry.with_context(|| format!("listing {}", dir.display()))?.path());
+        files.push(
+            entry
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path(),
+        );
     }
     files.sort();
     Ok(files)
@@ -223,7 +239,10 @@ fn load_session(path: &Path) -> anyhow::Result<Vec<Connection>> {
     let bad = || anyhow::anyhow!("{}: not a well-formed NXSESS01 file", path.display());
     let mut pos = 0usize;
     let mut take = |len: usize| -> anyhow::Result<&[u8]> {
-        let end = pos.checked_add(len).filter(|&end| end <= data.len()).ok_or_else(bad)?;
+        let end = pos
+            .checked_add(len)
+            .filter(|&end| end <= data.len())
+            .ok_or_else(bad)?;
         let slice = &data[pos..end];
         pos = end;
         Ok(slice)
@@ -275,7 +294,9 @@ fn run_target(target: &str, fuzz_dir: &Path, corpus: &Path, secs: u64) -> anyhow
         command.env("RUSTC_BOOTSTRAP", "1");
     }
     eprintln!("xtask fuzz: {target}: running for {secs} s");
-    let mut child = command.spawn().context("running cargo fuzz (install it with `cargo install cargo-fuzz --locked`)")?;
+    let mut child = command
+        .spawn()
+        .context("running cargo fuzz (install it with `cargo install cargo-fuzz --locked`)")?;
     let mut execs = None;
     let mut crashed = false;
     if let Some(stderr) = child.stderr.take() {

@@ -389,6 +389,10 @@ fn accept_loop(listener: UnixListener, shared: Arc<Shared>) -> Vec<JoinHandle<()
         let Ok(stream) = stream else {
             continue;
         };
+        // Let go of the threads of connections that ended: a finished
+        // thread's handle, dropped, releases its stack, so a long-lived
+        // replayer holds resources only for the connections still open.
+        workers.retain(|worker: &JoinHandle<()>| !worker.is_finished());
         let id = next_id.fetch_add(1, Ordering::SeqCst);
         shared.with_report(|r| r.connections += 1);
         if let Ok(clone) = stream.try_clone() {

@@ -21,7 +21,10 @@ Each connection becomes a TCP connection from 127.0.0.1:<port> (one port per con
 up from --first-client-port in the order they were opened) to 127.0.0.1:<server-port>, with a \
 three-way handshake at its open time, its data at the recorded times, and FIN at its close. \
 \"Follow TCP stream\" in Wireshark shows each connection's exact bytes. The packet carrying each \
-request has the op name as a comment (tshark: -T fields -e frame.comment).")]
+request has the op name as a comment (tshark: -T fields -e frame.comment).
+
+Exit status: 0 when the pcapng file was written (a damaged capture is warned about, and what \
+precedes the damage is exported), 2 when the capture cannot be read or the output not written.")]
 pub struct Args {
     /// The capture to export.
     #[arg(value_name = "IN")]

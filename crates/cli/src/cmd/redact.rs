@@ -28,7 +28,10 @@ for this run: equal values get equal placeholders within the output, so diffs st
 the key is not stored.
 
 The output is a new capture that decodes like the input; `nixcap verify` checks it. Without \
---drop-nars it still replays.")]
+--drop-nars it still replays.
+
+Exit status: 0 when the redacted capture was written (a damaged capture is warned about, and what \
+precedes the damage is redacted), 2 when the capture cannot be read or the output not written.")]
 pub struct Args {
     /// The capture to redact.
     #[arg(value_name = "IN")]
