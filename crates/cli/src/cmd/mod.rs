@@ -9,6 +9,7 @@ pub mod redact;
 pub mod replay;
 pub mod show;
 pub mod verify;
+pub mod wrap;
 
 /// Exit status for "could not do the job" (unreadable input, bad usage),
 /// as diff(1) and cmp(1) use 2.

@@ -17,13 +17,12 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::wrap::{self, exit_code_of, Signals};
 use anyhow::{bail, Context};
 use nixcap_record::{store_uri_query, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET};
-use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit status of standalone mode when the capture could not be completely written.
 const EXIT_CAPTURE_INCOMPLETE: u8 = 1;
@@ -90,9 +89,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
 
     // Install the handlers before anything can be interrupted, so that a
     // signal never kills the recorder with a half-written capture.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    let mut signals = Signals::install()?;
 
     let file = create_capture(&args.output, args.force)?;
     let mut config = Config::new(args.listen.clone(), upstream.clone());
@@ -118,11 +115,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
             upstream.path().display(),
             args.output.display()
         );
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-            _ = sighup.recv() => {}
-        }
+        signals.any().await;
         let report = recorder.finish().await.context("finishing the capture")?;
         let complete = print_summary(&report, &args.output);
         return Ok(if complete {
@@ -141,39 +134,16 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     let store_uri = DaemonAddr::from_path(recorder.socket_path())
         .with_query(query)
         .store_uri();
-    let mut command = tokio::process::Command::new(&args.command[0]);
-    command
-        .args(&args.command[1..])
-        .env("NIX_REMOTE", &store_uri)
-        .env("NIX_DAEMON_SOCKET_PATH", recorder.socket_path());
-    let mut child = match command.spawn() {
+    let mut child = match wrap::spawn(&args.command, &store_uri, recorder.socket_path()) {
         Ok(child) => child,
         Err(error) => {
             let report = recorder.finish().await.context("finishing the capture")?;
             print_summary(&report, &args.output);
-            eprintln!(
-                "nixcap: error: cannot run {}: {error}",
-                Path::new(&args.command[0]).display()
-            );
-            // The shell's conventions for a command that cannot be run.
-            return Ok(ExitCode::from(match error.kind() {
-                ErrorKind::NotFound => 127,
-                _ => 126,
-            }));
+            eprintln!("nixcap: error: {}", error.message);
+            return Ok(ExitCode::from(error.exit_code));
         }
     };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("waiting for the command")?,
-            // Ctrl-C reaches the whole foreground process group, the command
-            // included: let the command decide, and keep recording until it
-            // exits. SIGTERM and SIGHUP are usually meant for the recorder
-            // alone, so they are passed on.
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => forward_signal(&child, libc::SIGTERM),
-            _ = sighup.recv() => forward_signal(&child, libc::SIGHUP),
-        }
-    };
+    let status = signals.wait_for(&mut child).await?;
     let report = recorder.finish().await.context("finishing the capture")?;
     print_summary(&report, &args.output);
     // The command's status is the result, whatever happened to the capture:
@@ -262,30 +232,6 @@ fn print_summary(report: &Report<File>, output: &Path) -> bool {
     report.capture_complete()
 }
 
-fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    if let Some(code) = status.code() {
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
-    }
-    match status.signal() {
-        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
-        None => ExitCode::FAILURE,
-    }
-}
-
-/// Passes a termination signal on to the command.
-#[allow(unsafe_code)] // Neither std nor tokio can send a signal other than SIGKILL to a child.
-fn forward_signal(child: &tokio::process::Child, signal: libc::c_int) {
-    let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions. The pid is our own
-    // child's, which has not been reaped yet (`child.id()` returns None once
-    // it has), so it cannot have been reused by another process.
-    unsafe {
-        libc::kill(pid, signal);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,15 +260,5 @@ mod tests {
             pick(None, Some("auto"), None),
             format!("unix://{DEFAULT_DAEMON_SOCKET}")
         );
-    }
-
-    #[test]
-    fn exit_codes_follow_the_shell() {
-        use std::process::ExitStatus;
-        assert_eq!(
-            exit_code_of(ExitStatus::from_raw(3 << 8)),
-            ExitCode::from(3)
-        );
-        assert_eq!(exit_code_of(ExitStatus::from_raw(9)), ExitCode::from(137));
     }
 }

@@ -10,14 +10,12 @@
 //!   replay diverged.
 
 use std::ffi::OsString;
-use std::io::ErrorKind;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::wrap::{self, exit_code_of, Signals};
 use anyhow::{bail, Context};
 use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot};
-use tokio::signal::unix::{signal, SignalKind};
 
 /// Exit status of `--strict` when the replay diverged (and of standalone
 /// mode when it diverged).
@@ -91,9 +89,7 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
     if args.command.is_empty() && args.listen.is_none() {
         bail!("give --listen SOCK, or a command to run after `--`");
     }
-    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    let mut signals = Signals::install()?;
 
     let store_root = match (&args.store_root, args.command.is_empty()) {
         (Some(dir), _) => StoreRoot::Dir(dir.clone()),
@@ -121,11 +117,7 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
             server.socket_path().display(),
             server.store_uri()
         );
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-            _ = sighup.recv() => {}
-        }
+        signals.any().await;
         let report = tokio::task::spawn_blocking(move || server.finish())
             .await
             .context("finishing the replay")?;
@@ -137,37 +129,18 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let mut command = tokio::process::Command::new(&args.command[0]);
-    command
-        .args(&args.command[1..])
-        .env("NIX_REMOTE", server.store_uri())
-        .env("NIX_DAEMON_SOCKET_PATH", server.socket_path());
-    let mut child = match command.spawn() {
+    let mut child = match wrap::spawn(&args.command, &server.store_uri(), server.socket_path()) {
         Ok(child) => child,
         Err(error) => {
             let report = tokio::task::spawn_blocking(move || server.finish())
                 .await
                 .context("finishing the replay")?;
             finish_report(&report, args.report.as_deref())?;
-            eprintln!(
-                "nixcap: error: cannot run {}: {error}",
-                Path::new(&args.command[0]).display()
-            );
-            return Ok(ExitCode::from(match error.kind() {
-                ErrorKind::NotFound => 127,
-                _ => 126,
-            }));
+            eprintln!("nixcap: error: {}", error.message);
+            return Ok(ExitCode::from(error.exit_code));
         }
     };
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.context("waiting for the command")?,
-            // Ctrl-C reaches the whole process group: let the command decide.
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => forward_signal(&child, libc::SIGTERM),
-            _ = sighup.recv() => forward_signal(&child, libc::SIGHUP),
-        }
-    };
+    let status = signals.wait_for(&mut child).await?;
     let report = tokio::task::spawn_blocking(move || server.finish())
         .await
         .context("finishing the replay")?;
@@ -187,28 +160,4 @@ fn finish_report(report: &DivergenceReport, json: Option<&Path>) -> anyhow::Resu
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report.diverged())
-}
-
-fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    if let Some(code) = status.code() {
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
-    }
-    match status.signal() {
-        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
-        None => ExitCode::FAILURE,
-    }
-}
-
-/// Passes a termination signal on to the command.
-#[allow(unsafe_code)] // Neither std nor tokio can send a signal other than SIGKILL to a child.
-fn forward_signal(child: &tokio::process::Child, signal: libc::c_int) {
-    let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions. The pid is our own
-    // child's, which has not been reaped yet (`child.id()` returns None once
-    // it has), so it cannot have been reused by another process.
-    unsafe {
-        libc::kill(pid, signal);
-    }
 }
