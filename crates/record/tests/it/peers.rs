@@ -46,7 +46,17 @@ fn act_as_peer_client_if_asked() {
 
 /// Runs test `test_name` of this binary as `nobody`, in peer-client mode.
 fn run_peer_client_as_nobody(test_name: &str, socket: &Path) -> String {
-    let exe = std::env::current_exe().unwrap();
+    // The test binary may sit below a directory `nobody` cannot enter (a
+    // clone in a 0700 temporary directory, a home directory): run a copy
+    // from a directory everyone can read.
+    let exe_dir = tempfile::Builder::new()
+        .prefix("nixcap-peer-client")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = exe_dir.path().join("peer-client");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let output = Command::new(&exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(PEER_CLIENT_ENV, socket)
