@@ -191,7 +191,7 @@ impl Input {
 pub enum StoreRole {
     /// The store under test, which a recorder sits in front of.
     Main,
-    /// The second store of the `copy` scenario, reached directly.
+    /// The second store of the `copy` scenario (the source of `nix copy --to`).
     Source,
 }
 
@@ -345,8 +345,9 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "copy",
         summary: "Builds a derivation with references in a source store, copies its closure to the \
-                  main store with `nix copy --to`, and queries it there; only the main \
-                  (destination) store is recorded.",
+                  main store with `nix copy --to`, and queries it there; both stores are \
+                  recorded, the main (destination) store into `copy.nixcap` and the source \
+                  store into `copy.source.nixcap`.",
         inputs: &[Input::Hello, Input::Dir, Input::RefsNix],
         needs_source: true,
         steps: copy_steps,
@@ -1024,8 +1025,32 @@ pub struct FixtureRecord {
     /// The ops of each connection, in order, as the session decoder names them.
     #[serde(default)]
     pub ops: Vec<Vec<String>>,
+    /// The capture of the source store, for scenarios that need one
+    /// ([`Scenario::needs_source`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceCaptureRecord>,
     /// What the client did and saw.
     pub run: ScenarioRun,
+}
+
+/// The second capture of a scenario with a source store: the connections of the source
+/// store, recorded through a second recorder at the same time as the main capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCaptureRecord {
+    /// The capture's file name, next to the sidecar (`<scenario>.source.nixcap`).
+    pub capture: String,
+    /// Which store's connections the capture holds.
+    pub recorded: String,
+    /// How many connections the capture holds.
+    pub connections: usize,
+    /// The ops of each connection, in order, as the session decoder names them.
+    #[serde(default)]
+    pub ops: Vec<Vec<String>>,
+}
+
+/// The file name of the source capture of `scenario` (`<scenario>.source.nixcap`).
+pub fn source_capture_name(scenario: &str) -> String {
+    format!("{scenario}.source.nixcap")
 }
 
 /// Numbers in client output that differ from run to run, by the text that precedes them:

@@ -4,7 +4,8 @@
 //! Each scenario is recorded once against a real daemon through the recorder; the daemon is
 //! stopped, and the same client steps run against the replayed capture must print the same
 //! standard output, exit with the same status, and show the same build error. Committed
-//! fixtures under `testdata/captures/nix-<series>/` are replayed the same way when present.
+//! fixtures under `testdata/captures/nix-<series>/` are replayed the same way when present;
+//! `copy`, recorded from two daemons, replays with two replayers, one per capture.
 //! Tests need real Nix; without `NIXCAP_REQUIRE_NIX=1` they skip when it is missing.
 
 use std::fs;
@@ -12,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nixcap_capture::{read_capture, Capture, Direction};
+use nixcap_capture::{read_capture, read_capture_file, Capture, Direction};
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
-use nixcap_replay::{MatchMode, Options, Server};
+use nixcap_replay::{store_root, MatchMode, Options, Server};
 use nixcap_test_support::scenarios::{
     scenario, FixtureRecord, Scenario, StepRecord, StoreAccess, StoreRole, Stores, SCENARIOS,
 };
@@ -58,19 +59,42 @@ fn replay_steps(
     steps: &[StepRecord],
     server: &Server,
 ) -> Vec<(usize, Replayed)> {
+    replay_steps_on(peer, scenario, steps, server, None)
+}
+
+/// Runs the steps of a recorded run against `server` (the main store) and `source` (the
+/// source store, when there is one), in a fresh working directory holding the scenario's
+/// inputs. Steps against a store without a replayer are skipped.
+fn replay_steps_on(
+    peer: &Peer,
+    scenario: &Scenario,
+    steps: &[StepRecord],
+    server: &Server,
+    source: Option<&Server>,
+) -> Vec<(usize, Replayed)> {
     let work = tempfile::tempdir().unwrap();
     let work_path = work.path().canonicalize().unwrap();
     scenario.write_inputs(&work_path).unwrap();
     let uri = server.store_uri();
-    let socket = server.socket_path().to_path_buf();
-    let root = server.store_root().map(Path::to_path_buf);
-    let mut placeholders = vec![
-        (uri.clone(), "@STORE@"),
-        (socket.display().to_string(), "@SOCKET@"),
-        (work_path.display().to_string(), "@WORK@"),
-    ];
-    if let Some(root) = &root {
-        placeholders.push((root.display().to_string(), "@ROOT@"));
+    let source_uri = source.map(Server::store_uri);
+    let mut placeholders = vec![(work_path.display().to_string(), "@WORK@")];
+    let mut dirs = Vec::new();
+    for (replayer, store, socket, root) in [
+        (Some(server), "@STORE@", "@SOCKET@", "@ROOT@"),
+        (source, "@SOURCE_STORE@", "@SOURCE_SOCKET@", "@SOURCE_ROOT@"),
+    ] {
+        let Some(replayer) = replayer else {
+            continue;
+        };
+        placeholders.push((replayer.store_uri(), store));
+        placeholders.push((replayer.socket_path().display().to_string(), socket));
+        if let Some(parent) = replayer.socket_path().parent() {
+            dirs.push(parent.to_path_buf());
+        }
+        if let Some(dir) = replayer.store_root() {
+            placeholders.push((dir.display().to_string(), root));
+            dirs.push(dir.to_path_buf());
+        }
     }
     placeholders.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     let normalise = |bytes: &[u8]| {
@@ -82,29 +106,25 @@ fn replay_steps(
     };
     let mut out = Vec::new();
     for (index, step) in steps.iter().enumerate() {
-        if step.store != StoreRole::Main {
-            continue;
-        }
+        let remote = match step.store {
+            StoreRole::Main => uri.clone(),
+            _ => match &source_uri {
+                Some(source_uri) => source_uri.clone(),
+                None => continue,
+            },
+        };
         let args: Vec<String> = step.argv[1..]
             .iter()
-            .map(|a| {
-                if a == "@STORE@" {
-                    uri.clone()
-                } else {
-                    a.clone()
-                }
+            .map(|a| match (a.as_str(), &source_uri) {
+                ("@STORE@", _) => uri.clone(),
+                ("@SOURCE_STORE@", Some(source_uri)) => source_uri.clone(),
+                _ => a.clone(),
             })
             .collect();
         let mut command = peer.command(&step.argv[0]);
-        command
-            .args(&args)
-            .current_dir(&work_path)
-            .remote(uri.clone());
-        if let Some(parent) = socket.parent() {
-            command.bind_dir(parent);
-        }
-        if let Some(root) = &root {
-            command.bind_dir(root);
+        command.args(&args).current_dir(&work_path).remote(remote);
+        for dir in &dirs {
+            command.bind_dir(dir);
         }
         if let Some(file) = &step.stdin_file {
             command.stdin(fs::File::open(work_path.join(file)).unwrap());
@@ -238,11 +258,16 @@ fn committed_fixtures_replay_like_the_live_daemon() {
         let Some(peer) = peer_or_skip(version) else {
             continue;
         };
+        // A source capture (`<scenario>.source.nixcap`) is replayed with its scenario's.
         let mut files: Vec<PathBuf> = fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "nixcap"))
+            .filter(|p| {
+                !p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy().ends_with(".source"))
+            })
             .collect();
         files.sort();
         for file in files {
@@ -252,17 +277,55 @@ fn committed_fixtures_replay_like_the_live_daemon() {
             let Some(scenario) = scenario(&sidecar.scenario) else {
                 continue;
             };
-            if scenario.needs_source {
-                continue;
-            }
-            let server = Server::start_file(&file, Options::default()).unwrap();
-            let replayed = replay_steps(&peer, scenario, &sidecar.run.steps, &server);
-            let report = server.finish();
             let label = format!("{name}/{}", sidecar.scenario);
-            if report.diverged() {
+            // The source store of `copy` was recorded into a second capture, named in the
+            // sidecar; it gets a replayer of its own.
+            let source = match &sidecar.source {
+                Some(record) => {
+                    let path = file.with_file_name(&record.capture);
+                    let source = Server::start_file(&path, Options::default()).unwrap();
+                    // `nix copy` reads the source's files from its store root (`?root=`).
+                    // The sources it added crossed the source's socket, but the output the
+                    // source daemon built did not: its NAR crossed only the destination's
+                    // socket, in the upload of the copy. So the source root gets the objects
+                    // of the destination capture too (paths already there are kept).
+                    let destination = DecodedCapture::new(read_capture_file(&file).unwrap());
+                    let root = source.store_root().unwrap();
+                    let written = store_root::materialise(&destination, root).unwrap();
+                    assert!(written.skipped.is_empty(), "{label}: {:?}", written.skipped);
+                    Some(source)
+                }
+                None if scenario.needs_source => {
+                    problems.push(format!("{label}: the sidecar names no source capture"));
+                    continue;
+                }
+                None => None,
+            };
+            let server = Server::start_file(&file, Options::default()).unwrap();
+            let replayed = replay_steps_on(
+                &peer,
+                scenario,
+                &sidecar.run.steps,
+                &server,
+                source.as_ref(),
+            );
+            let mut reports = vec![("", server.finish())];
+            if let Some(source) = source {
+                reports.push((" (source store)", source.finish()));
+            }
+            for (which, report) in reports {
+                if report.diverged() {
+                    problems.push(format!(
+                        "{label}{which}: the replay diverged:\n{}",
+                        report.render()
+                    ));
+                }
+            }
+            if replayed.len() != sidecar.run.steps.len() {
                 problems.push(format!(
-                    "{label}: the replay diverged:\n{}",
-                    report.render()
+                    "{label}: {} of {} step(s) replayed",
+                    replayed.len(),
+                    sidecar.run.steps.len()
                 ));
             }
             problems.extend(compare(&label, &sidecar.run.steps, &replayed));

@@ -5,8 +5,10 @@
 //! and each scenario of `nixcap_test_support::scenarios`, it starts a fresh daemon, puts a
 //! recorder in front of it, runs the scenario with a client of the same version through the
 //! recorder, and writes `nix-<series>/<scenario>.nixcap` with the sidecar
-//! `nix-<series>/<scenario>.json` (a `FixtureRecord`). Then it writes `README.md` and
-//! `MANIFEST.sha256` for the whole directory.
+//! `nix-<series>/<scenario>.json` (a `FixtureRecord`). A scenario with a source store (`copy`)
+//! puts a second recorder in front of the source daemon and writes its capture to
+//! `nix-<series>/<scenario>.source.nixcap`, which the sidecar names. Then it writes `README.md`
+//! and `MANIFEST.sha256` for the whole directory.
 //!
 //! Usage:
 //!
@@ -34,7 +36,8 @@ use std::time::{Duration, Instant};
 use nixcap_capture::{read_capture_file, Capture, CloseReason, Direction};
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr, Options};
 use nixcap_test_support::scenarios::{
-    sha256_hex, FixtureRecord, Scenario, StoreAccess, Stores, FIXTURE_RECORD_FORMAT, SCENARIOS,
+    sha256_hex, source_capture_name, FixtureRecord, Scenario, SourceCaptureRecord, StoreAccess,
+    Stores, FIXTURE_RECORD_FORMAT, SCENARIOS,
 };
 use nixcap_test_support::{
     assert_host_nix_dir_empty, peers, Daemon, DaemonOptions, NixVersion, Peer,
@@ -273,7 +276,121 @@ fn record_one(peer: &Peer, scenario: &Scenario, dir: &Path, work_root: &Path) ->
         None
     };
     let capture_path = dir.join(format!("{}.nixcap", scenario.name));
-    let file = fs::File::create(&capture_path)
+    let recorder = start_recorder(
+        peer,
+        scenario,
+        &daemon,
+        &capture_path,
+        recorded_side(scenario),
+    )?;
+    // The source store is recorded too, through a second recorder, so that a replay needs no
+    // daemon for either side of `nix copy`.
+    let source_capture_path = dir.join(source_capture_name(scenario.name));
+    let source_recorder = match &source {
+        Some(source) => Some(start_recorder(
+            peer,
+            scenario,
+            source,
+            &source_capture_path,
+            SOURCE_RECORDED,
+        )?),
+        None => None,
+    };
+    let main = StoreAccess::via(&daemon, recorder.socket_path());
+    let stores = match (&source, &source_recorder) {
+        (Some(source), Some(source_recorder)) => Stores::with_source(
+            main,
+            StoreAccess::via(source, source_recorder.socket_path()),
+        ),
+        _ => Stores::main(main),
+    };
+    let run = scenario.run(peer, &work, &stores);
+    let report = recorder.finish()?;
+    let source_report = source_recorder
+        .map(BackgroundRecorder::finish)
+        .transpose()?;
+    let run = run?;
+    let unexpected = run.unexpected_outcomes();
+    if !unexpected.is_empty() {
+        return Err(unexpected.join("\n").into());
+    }
+    for report in std::iter::once(&report).chain(&source_report) {
+        if !report.capture_complete() {
+            return Err(format!("the capture is incomplete: {:?}", report.capture_problems).into());
+        }
+    }
+    drop(source);
+    drop(daemon);
+
+    let capture = read_capture_file(&capture_path)?;
+    check_capture(&capture)?;
+    let ops = decoded_ops(peer, scenario.name, &capture);
+    let source_record = match source_report {
+        Some(_) => {
+            let source_capture = read_capture_file(&source_capture_path)?;
+            check_capture(&source_capture).map_err(|err| format!("the source capture: {err}"))?;
+            Some(SourceCaptureRecord {
+                capture: source_capture_name(scenario.name),
+                recorded: SOURCE_RECORDED.to_owned(),
+                connections: source_capture.connections.len(),
+                ops: decoded_ops(peer, &format!("{}.source", scenario.name), &source_capture),
+            })
+        }
+        None => None,
+    };
+    let first = capture
+        .connections
+        .first()
+        .ok_or("the capture holds no connection")?;
+    let record = FixtureRecord {
+        format: FIXTURE_RECORD_FORMAT,
+        scenario: scenario.name.to_owned(),
+        summary: scenario.summary.to_owned(),
+        daemon_nix_version: peer.nix_version().to_owned(),
+        client_protocol: protocol_version(&first.stream(Direction::ClientToServer), 8)
+            .ok_or("no client protocol version in the capture")?,
+        daemon_protocol: protocol_version(&first.stream(Direction::ServerToClient), 8)
+            .ok_or("no daemon protocol version in the capture")?,
+        recorded: recorded_side(scenario).to_owned(),
+        work_dir: work.display().to_string(),
+        connections: capture.connections.len(),
+        ops,
+        source: source_record,
+        run,
+    };
+    let json_path = dir.join(format!("{}.json", scenario.name));
+    let mut json = serde_json::to_string_pretty(&record)?;
+    json.push('\n');
+    fs::write(&json_path, json).map_err(|err| format!("writing {}: {err}", json_path.display()))?;
+    let _ = fs::remove_dir_all(&work);
+    let file_bytes = fs::metadata(&capture_path)?.len();
+    Ok(Recorded {
+        connections: capture.connections.len(),
+        file_bytes,
+    })
+}
+
+/// What the source capture of a scenario with a source store holds.
+const SOURCE_RECORDED: &str = "the source store (the client's default store in nix copy --to)";
+
+fn recorded_side(scenario: &Scenario) -> &'static str {
+    if scenario.needs_source {
+        "the destination store (nix copy --to); the source store is in the source capture"
+    } else {
+        "the only store"
+    }
+}
+
+/// Starts a recorder in front of `daemon`, writing `capture_path`, with fixed settings and
+/// machine-independent header metadata.
+fn start_recorder(
+    peer: &Peer,
+    scenario: &Scenario,
+    daemon: &Daemon,
+    capture_path: &Path,
+    recorded: &str,
+) -> Result<BackgroundRecorder<fs::File>> {
+    let file = fs::File::create(capture_path)
         .map_err(|err| format!("creating {}: {err}", capture_path.display()))?;
     let mut config = Config::new(None, DaemonAddr::from_path(daemon.socket_path()));
     config.options = Options {
@@ -296,81 +413,25 @@ fn record_one(peer: &Peer, scenario: &Scenario, dir: &Path, work_root: &Path) ->
         ),
         ("scenario", scenario.name.to_owned()),
         ("nix-version", peer.nix_version().to_owned()),
-        ("recorded", recorded_side(scenario).to_owned()),
+        ("recorded", recorded.to_owned()),
     ];
     for (key, value) in metadata {
         config.metadata.insert(key.to_owned(), value);
     }
-    let recorder = BackgroundRecorder::start(config, file)?;
-    let main = StoreAccess::via(&daemon, recorder.socket_path());
-    let stores = match &source {
-        Some(source) => Stores::with_source(main, StoreAccess::direct(source)),
-        None => Stores::main(main),
-    };
-    let run = scenario.run(peer, &work, &stores);
-    let report = recorder.finish()?;
-    let run = run?;
-    let unexpected = run.unexpected_outcomes();
-    if !unexpected.is_empty() {
-        return Err(unexpected.join("\n").into());
-    }
-    if !report.capture_complete() {
-        return Err(format!("the capture is incomplete: {:?}", report.capture_problems).into());
-    }
-    drop(source);
-    drop(daemon);
-
-    let capture = read_capture_file(&capture_path)?;
-    check_capture(&capture)?;
-    let Decoded {
-        ops,
-        problems: undecoded,
-        ..
-    } = decode(&capture);
-    for problem in &undecoded {
-        eprintln!(
-            "warning: nix-{}/{}.nixcap: {problem}",
-            series_name(peer.version()),
-            scenario.name
-        );
-    }
-    let first = capture
-        .connections
-        .first()
-        .ok_or("the capture holds no connection")?;
-    let record = FixtureRecord {
-        format: FIXTURE_RECORD_FORMAT,
-        scenario: scenario.name.to_owned(),
-        summary: scenario.summary.to_owned(),
-        daemon_nix_version: peer.nix_version().to_owned(),
-        client_protocol: protocol_version(&first.stream(Direction::ClientToServer), 8)
-            .ok_or("no client protocol version in the capture")?,
-        daemon_protocol: protocol_version(&first.stream(Direction::ServerToClient), 8)
-            .ok_or("no daemon protocol version in the capture")?,
-        recorded: recorded_side(scenario).to_owned(),
-        work_dir: work.display().to_string(),
-        connections: capture.connections.len(),
-        ops,
-        run,
-    };
-    let json_path = dir.join(format!("{}.json", scenario.name));
-    let mut json = serde_json::to_string_pretty(&record)?;
-    json.push('\n');
-    fs::write(&json_path, json).map_err(|err| format!("writing {}: {err}", json_path.display()))?;
-    let _ = fs::remove_dir_all(&work);
-    let file_bytes = fs::metadata(&capture_path)?.len();
-    Ok(Recorded {
-        connections: capture.connections.len(),
-        file_bytes,
-    })
+    Ok(BackgroundRecorder::start(config, file)?)
 }
 
-fn recorded_side(scenario: &Scenario) -> &'static str {
-    if scenario.needs_source {
-        "the destination store (nix copy --to); the source store is reached directly"
-    } else {
-        "the only store"
+/// The ops of each connection of a fixture capture; what could not be decoded is printed as
+/// a warning.
+fn decoded_ops(peer: &Peer, name: &str, capture: &Capture) -> Vec<Vec<String>> {
+    let Decoded { ops, problems, .. } = decode(capture);
+    for problem in &problems {
+        eprintln!(
+            "warning: nix-{}/{name}.nixcap: {problem}",
+            series_name(peer.version())
+        );
     }
+    ops
 }
 
 /// Checks that a fixture capture is intact and that every connection ended cleanly.
@@ -561,8 +622,10 @@ fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison> {
         }
         let mut lines = Vec::new();
         let mut failed = false;
+        // A source capture (`<scenario>.source.nixcap`) shares its scenario's sidecar.
+        let sidecar_stem = stem.strip_suffix(".source").unwrap_or(stem);
         let sidecar = |dir: &Path| -> Result<FixtureRecord> {
-            let path = dir.join(format!("{stem}.json"));
+            let path = dir.join(format!("{sidecar_stem}.json"));
             let text = fs::read_to_string(&path)
                 .map_err(|err| format!("reading {}: {err}", path.display()))?;
             Ok(serde_json::from_str(&text)?)
@@ -917,12 +980,16 @@ fn write_readme(dir: &Path) -> Result<()> {
             let Some(record) = records[*name].iter().find(|r| r.scenario == scenario.name) else {
                 continue;
             };
-            let line = record
-                .ops
-                .iter()
-                .map(|ops| ops.join(" "))
-                .collect::<Vec<_>>()
-                .join(" | ");
+            let join = |ops: &[Vec<String>]| {
+                ops.iter()
+                    .map(|ops| ops.join(" "))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            };
+            let mut line = join(&record.ops);
+            if let Some(source) = &record.source {
+                let _ = write!(line, "; source store: {}", join(&source.ops));
+            }
             match op_variants.iter_mut().find(|(known, _)| *known == line) {
                 Some((_, names)) => names.push(name.as_str()),
                 None => op_variants.push((line, vec![name.as_str()])),
@@ -940,25 +1007,33 @@ fn write_readme(dir: &Path) -> Result<()> {
     text.push_str("|---|---|---|---|---|\n");
     for name in &series {
         for record in &records[*name] {
-            let path = dir.join(name).join(format!("{}.nixcap", record.scenario));
-            let file_size = fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
-            let (up, down) = read_capture_file(&path)
-                .map(|capture| {
-                    capture.connections.iter().fold((0, 0), |(up, down), c| {
-                        (
-                            up + c.byte_count(Direction::ClientToServer),
-                            down + c.byte_count(Direction::ServerToClient),
-                        )
-                    })
-                })
-                .unwrap_or((0, 0));
-            let _ = writeln!(
-                text,
-                "| `{name}/{}.nixcap` | {} | {} | {up} / {down} | {file_size} |",
-                record.scenario,
+            let mut files = vec![(
+                format!("{}.nixcap", record.scenario),
                 record.connections,
-                record.ops.iter().map(Vec::len).sum::<usize>()
-            );
+                &record.ops,
+            )];
+            if let Some(source) = &record.source {
+                files.push((source.capture.clone(), source.connections, &source.ops));
+            }
+            for (file, connections, ops) in files {
+                let path = dir.join(name).join(&file);
+                let file_size = fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
+                let (up, down) = read_capture_file(&path)
+                    .map(|capture| {
+                        capture.connections.iter().fold((0, 0), |(up, down), c| {
+                            (
+                                up + c.byte_count(Direction::ClientToServer),
+                                down + c.byte_count(Direction::ServerToClient),
+                            )
+                        })
+                    })
+                    .unwrap_or((0, 0));
+                let _ = writeln!(
+                    text,
+                    "| `{name}/{file}` | {connections} | {} | {up} / {down} | {file_size} |",
+                    ops.iter().map(Vec::len).sum::<usize>()
+                );
+            }
         }
     }
     text.push('\n');
@@ -979,6 +1054,9 @@ Next to it, `<scenario>.json` (a `FixtureRecord` of `nixcap_test_support::scenar
 the commands that ran, with placeholders for machine-specific paths, and each client's \
 standard output, standard error and exit status: a replay test runs the same commands \
 against the replayed capture and compares.
+The `copy` scenario uses two daemons, each behind its own recorder: `copy.nixcap` holds the \
+destination store of `nix copy --to`, `copy.source.nixcap` the source store (the client's \
+default store); its sidecar `copy.json` describes both.
 `MANIFEST.sha256` lists the SHA-256 of every file here (`sha256sum -c MANIFEST.sha256`).
 
 Daemons run with the harness's `nix.conf` (no substituters, `sandbox = false`, \
