@@ -562,7 +562,47 @@ fn decode_case(plan: &Plan, outcome: &mut Outcome, nixcap: &Path, capture: &Path
 /// How long `nixcap replay` may take to start listening.
 const REPLAY_START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A derivation whose builder does about a second of work in the daemon's
+/// shell (no tools needed), so that the live build costs what real builds
+/// cost rather than only the client's start-up.
+const BUSY_BUILD_NIX: &str = r#"derivation {
+  name = "busy";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "i=0; while [ $i -lt 400000 ]; do i=$((i + 1)); done; echo $i > $out" ];
+}
+"#;
+
 fn replay_case(plan: &Plan, outcome: &mut Outcome, peer: &Peer, nixcap: &Path) -> Result<()> {
+    replay_build_case(
+        plan,
+        outcome,
+        peer,
+        nixcap,
+        None,
+        "replay: nix-build of a trivial derivation (direct = live build, nixcap = `nixcap replay`)",
+    )?;
+    replay_build_case(
+        plan,
+        outcome,
+        peer,
+        nixcap,
+        Some(BUSY_BUILD_NIX),
+        "replay: nix-build of a derivation doing ~1 s of work (direct = live build, nixcap = `nixcap replay`)",
+    )
+}
+
+/// Records `nix-build build.nix` once, then times live builds against fresh
+/// stores and replays of the recording, interleaved. `build_nix` replaces
+/// the `build` scenario's expression when given.
+fn replay_build_case(
+    plan: &Plan,
+    outcome: &mut Outcome,
+    peer: &Peer,
+    nixcap: &Path,
+    build_nix: Option<&str>,
+    label: &str,
+) -> Result<()> {
     let work = tempfile::Builder::new()
         .prefix("nixcap-bench-build")
         .tempdir()
@@ -577,6 +617,10 @@ fn replay_case(plan: &Plan, outcome: &mut Outcome, peer: &Peer, nixcap: &Path) -
             program: "scenario build".to_owned(),
             message: e.to_string(),
         })?;
+    if let Some(text) = build_nix {
+        std::fs::write(work.path().join("build.nix"), text)
+            .doing(|| "writing build.nix".to_owned())?;
+    }
     let nix_build = |uri: String| -> Result<Duration> {
         let start = Instant::now();
         let output = peer
@@ -600,7 +644,11 @@ fn replay_case(plan: &Plan, outcome: &mut Outcome, peer: &Peer, nixcap: &Path) -
         }
     };
     // Record the build once, through the recorder, against a fresh store.
-    let capture = plan.capture_path("build.nixcap");
+    let capture = plan.capture_path(if build_nix.is_some() {
+        "busy-build.nixcap"
+    } else {
+        "build.nixcap"
+    });
     {
         let daemon = Daemon::try_start(peer, DaemonOptions::new())?;
         let relay = Relay::start(Variant::Nixcap, daemon.socket_path(), &plan.tools, &capture)?;
@@ -634,11 +682,7 @@ fn replay_case(plan: &Plan, outcome: &mut Outcome, peer: &Peer, nixcap: &Path) -
     let mut samples = Samples::new();
     samples.insert(Variant::Direct, live);
     samples.insert(Variant::Nixcap, replayed);
-    let mut row = Row::new(
-        "replay: nix-build of a trivial derivation (direct = live build, nixcap = `nixcap replay`)",
-        Unit::Seconds,
-        samples,
-    );
+    let mut row = Row::new(label, Unit::Seconds, samples);
     if let (Some(live), Some(replay)) = (row.value(Variant::Direct), row.value(Variant::Nixcap)) {
         let speedup = live / replay;
         row.ratio = Some(speedup);
