@@ -41,10 +41,10 @@ mod tests {
             path: ByteString::from(b"/tmp/run-1/result".to_vec()),
         };
         let b = Request::AddIndirectRoot {
-            path: ByteString::from(b"/home/u/work/result".to_vec()),
+            path: ByteString::from(b"/home/u/project/result".to_vec()),
         };
         let c = Request::AddIndirectRoot {
-            path: ByteString::from(b"/home/u/work/other".to_vec()),
+            path: ByteString::from(b"/home/u/project/other".to_vec()),
         };
         assert_eq!(request_key(&a), request_key(&b));
         assert_ne!(request_key(&a), request_key(&c));
