@@ -156,36 +156,22 @@ async fn forward(
     let abort = Cancel::default();
     let (client_read, client_write) = client.split();
     let (upstream_read, upstream_write) = upstream.split();
-    let to_daemon = async {
-        let end = pump(
-            conn,
-            Direction::ClientToServer,
-            client_read,
-            upstream_write,
-            shared,
-            &abort,
-        )
-        .await;
-        if matches!(end, PumpEnd::Failed { .. } | PumpEnd::Stopped) {
-            abort.cancel();
-        }
-        end
-    };
-    let to_client = async {
-        let end = pump(
-            conn,
-            Direction::ServerToClient,
-            upstream_read,
-            client_write,
-            shared,
-            &abort,
-        )
-        .await;
-        if matches!(end, PumpEnd::Failed { .. } | PumpEnd::Stopped) {
-            abort.cancel();
-        }
-        end
-    };
+    let to_daemon = pump(
+        conn,
+        Direction::ClientToServer,
+        client_read,
+        upstream_write,
+        shared,
+        &abort,
+    );
+    let to_client = pump(
+        conn,
+        Direction::ServerToClient,
+        upstream_read,
+        client_write,
+        shared,
+        &abort,
+    );
     let (up, down) = tokio::join!(to_daemon, to_client);
     close_reason(up, down)
 }
@@ -231,6 +217,11 @@ where
     let mut buffer = shared.sink.pool.take();
     let end = pump_with(&mut buffer, conn, direction, source, sink, shared, abort).await;
     shared.sink.pool.put(buffer);
+    // A failure or a stop in one direction tears the whole connection down,
+    // so that neither peer is left waiting on a socket nobody reads.
+    if matches!(end, PumpEnd::Failed { .. } | PumpEnd::Stopped) {
+        abort.cancel();
+    }
     end
 }
 
