@@ -16,25 +16,10 @@ use crate::{ConnectionDiff, FieldDiff, OpDiff, Presence, Report, Side};
 const MAX_VALUE_CHARS: usize = 160;
 
 /// A store path `/nix/store/<hash>-<name>` shortened to `/nix/store/…-<name>`
-/// wherever it occurs in `text`.
+/// wherever it occurs in `text`: a diff line names the path, and a change of
+/// hash shows up as its own field difference.
 fn shorten_store_paths(text: &str) -> String {
-    const STORE: &str = "/nix/store/";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(STORE) {
-        out.push_str(&rest[..start + STORE.len()]);
-        rest = &rest[start + STORE.len()..];
-        let hash_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            .count();
-        if hash_len == 32 && rest.as_bytes().get(32) == Some(&b'-') {
-            out.push('…');
-            rest = &rest[32..];
-        }
-    }
-    out.push_str(rest);
-    out
+    nixcap_view::text::shorten_store_paths_keeping(text, 0)
 }
 
 fn show_value(value: Option<&Value>) -> String {

@@ -1019,6 +1019,14 @@ const NIX_BASE32: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 /// seven characters of its hash, `…` and its name:
 /// `/nix/store/6vcyk9z…-hello-2.12.1`.
 pub fn shorten_store_paths(text: &str) -> String {
+    shorten_store_paths_keeping(text, 7)
+}
+
+/// Shortens every store path in `text` to its store directory, the first
+/// `hash_chars` characters of its hash (at most 32), `…` and its name;
+/// with 0, `/nix/store/…-hello-2.12.1`.
+pub fn shorten_store_paths_keeping(text: &str, hash_chars: usize) -> String {
+    let hash_chars = hash_chars.min(32);
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -1031,7 +1039,7 @@ pub fn shorten_store_paths(text: &str) -> String {
                 .iter()
                 .all(|b| NIX_BASE32.as_bytes().contains(b));
         if is_hash {
-            out.push_str(&text[copied..i + 8]);
+            out.push_str(&text[copied..i + 1 + hash_chars]);
             out.push('…');
             i += 33;
             copied = i;
