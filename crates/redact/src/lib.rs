@@ -186,10 +186,6 @@ fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
         .into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Placeholders and the values they replaced, for one output file.
 struct Placeholders {
     key: [u8; 32],
@@ -199,7 +195,10 @@ struct Placeholders {
 
 impl Placeholders {
     fn for_value(&mut self, value: &[u8]) -> String {
-        let placeholder = format!("redacted:{}", hex(&hmac_sha256(&self.key, value)[..8]));
+        let placeholder = format!(
+            "redacted:{}",
+            hex::encode(&hmac_sha256(&self.key, value)[..8])
+        );
         self.values.insert(value.to_vec(), placeholder.clone());
         placeholder
     }
@@ -211,7 +210,7 @@ fn nar_file_placeholder(key: &[u8; 32], contents: &[u8]) -> Vec<u8> {
     let size = contents.len();
     let text = format!(
         "nixcap-redacted size={size} hmac={}\n",
-        hex(&hmac_sha256(key, contents)[..8])
+        hex::encode(&hmac_sha256(key, contents)[..8])
     );
     let mut out = text.into_bytes();
     out.resize(size, 0);

@@ -558,16 +558,6 @@ fn zero_times(record: &mut Record) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 /// The records of one connection, in decoding order.
 fn connection_records(
     connection: &DecodedConnection,
@@ -583,7 +573,7 @@ fn connection_records(
     };
     let everything = selected_seqs.is_none();
     let raw_of = |dir: Direction, offset: u64, len: u64| -> Option<String> {
-        streams.map(|s| hex(s.slice(dir, offset, len)))
+        streams.map(|s| hex::encode(s.slice(dir, offset, len)))
     };
     let exchanges: HashMap<u64, &crate::Exchange> =
         connection.exchanges.iter().map(|e| (e.seq, e)).collect();
@@ -854,7 +844,7 @@ fn handshake_record(
             }
             if let Some(streams) = streams {
                 let e = &timed.event;
-                let bytes = hex(streams.slice(e.direction, e.offset, e.len));
+                let bytes = hex::encode(streams.slice(e.direction, e.offset, e.len));
                 match e.direction {
                     Direction::ClientToDaemon => client_raw.push_str(&bytes),
                     Direction::DaemonToClient => daemon_raw.push_str(&bytes),
