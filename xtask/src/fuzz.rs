@@ -28,6 +28,7 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("nar", None),
     ("capture_read", Some(65536)),
     ("replay_match", Some(65536)),
+    ("client", Some(65536)),
 ];
 
 /// Default time per target.
@@ -196,6 +197,32 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                             &input,
                         )?;
                     }
+                }
+            }
+        }
+        "client" => {
+            // What real daemons sent on each recorded connection.
+            for file in files_in(&testdata.join("real-sessions"))? {
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let Some(stem) = name.strip_suffix(".nxsess.zst") else {
+                    continue;
+                };
+                for (index, connection) in load_session(&file)?.into_iter().enumerate() {
+                    let daemon_bytes: Vec<u8> = connection
+                        .iter()
+                        .filter(|(direction, _)| *direction == 1)
+                        .flat_map(|(_, bytes)| bytes.iter().copied())
+                        .collect();
+                    if daemon_bytes.len() > MAX_SEED_LEN {
+                        continue;
+                    }
+                    write(
+                        &corpus.join(format!("seed-{stem}-{index:03}")),
+                        &daemon_bytes,
+                    )?;
                 }
             }
         }
