@@ -28,6 +28,8 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Show the operations in a capture, like tshark.
     Show(cmd::show::Args),
+    /// Print the daemon's log stream as Nix's internal-json lines.
+    Log(cmd::log::Args),
     /// Summarise a capture, like capinfos.
     Info(cmd::info::Args),
     /// Check a capture's integrity.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Record(args) => cmd::record::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Show(args) => cmd::show::run(args),
+        Command::Log(args) => cmd::log::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Diff(args) => cmd::diff::run(args),

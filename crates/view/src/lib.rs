@@ -11,8 +11,10 @@
 //! Nothing here can lose bytes: the raw chunks stay in the capture, and the
 //! events of each direction tile its stream (see `nixcap_wire::session`).
 
+pub mod internal_json;
 pub mod json;
 pub mod normalise;
+pub mod stream;
 pub mod text;
 
 use std::collections::BTreeMap;
