@@ -26,6 +26,7 @@ pub mod format;
 pub mod fuzzing;
 mod reader;
 mod types;
+pub mod utc;
 mod writer;
 
 pub use capture::{read_capture, read_capture_file, Capture, Chunk, Connection};

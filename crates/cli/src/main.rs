@@ -38,7 +38,7 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Scrub secrets from a capture before sharing it.
     Redact(cmd::redact::Args),
-    /// Export a capture to pcapng for Wireshark.
+    /// Export a capture to pcapng for Wireshark, or captures to a Parquet op table.
     Export(cmd::export::Args),
 }
 

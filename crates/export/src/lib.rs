@@ -1,4 +1,6 @@
-//! nixcap-export: a capture as a pcapng file, for Wireshark and tshark.
+//! nixcap-export: a capture as a pcapng file, for Wireshark and tshark, and
+//! as an op table (`optable`, written as Parquet by `parquet`) for DuckDB,
+//! Spark or Trino.
 //!
 //! Each connection of the capture becomes a synthetic TCP connection over
 //! IPv4 loopback: the client is `127.0.0.1` on a port of its own (from
@@ -25,6 +27,8 @@
 //! workspace supports. Writing the four block layouts directly costs about a
 //! hundred lines, tested here and read back by tshark in the command's tests.
 
+pub mod optable;
+pub mod parquet;
 pub mod pcapng;
 pub mod tcp;
 

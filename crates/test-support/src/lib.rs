@@ -8,6 +8,7 @@
 //!   skips, or fails (when `NIXCAP_REQUIRE_NIX=1` is set and a version is missing).
 //! - [`Daemon`] runs a `nix-daemon` of one version on its own socket with a throw-away store.
 //! - [`NixCommand`] runs a client of one version against any daemon, in a clean environment.
+//! - [`tools`] finds the other tools some tests need (DuckDB, SeaweedFS).
 //! - [`scenarios`] defines deterministic client scenarios, shared by the end-to-end tests and
 //!   the committed captures in `testdata/captures/`.
 //!
@@ -26,6 +27,7 @@ mod peers;
 pub mod real_sessions;
 pub mod scenarios;
 mod sys;
+pub mod tools;
 
 pub use command::{NixChild, NixCommand, NOBODY};
 pub use daemon::{wait_until_listening, Daemon, DaemonOptions};

@@ -1,38 +1,68 @@
-//! `nixcap export`: write a capture as pcapng for Wireshark and tshark.
+//! `nixcap export`: write a capture as pcapng for Wireshark and tshark, or
+//! captures as a Parquet op table for DuckDB, Spark or Trino.
 //!
-//! Each connection becomes a synthetic TCP connection on loopback, with the
-//! original timestamps and op names in packet comments; see
-//! `nixcap_export` for the layout.
+//! pcapng: each connection becomes a synthetic TCP connection on loopback,
+//! with the original timestamps and op names in packet comments; see
+//! `nixcap_export` for the layout. Parquet: one row per operation, see
+//! `nixcap_export::optable` and `nixcap_export::parquet`.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use nixcap_capture::read_capture_file;
+use nixcap_export::optable::op_rows;
+use nixcap_export::parquet::{part_name, write_parquet_file, write_partitioned};
 use nixcap_export::{export_pcapng, ExportOptions};
 use nixcap_view::DecodedCapture;
+
+/// What `nixcap export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// pcapng for Wireshark and tshark (one capture in, one file out).
+    Pcapng,
+    /// A Parquet table with one row per operation (any number of captures).
+    Parquet,
+}
 
 /// Arguments of `nixcap export`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Each connection becomes a TCP connection from 127.0.0.1:<port> (one port per connection, counting \
-up from --first-client-port in the order they were opened) to 127.0.0.1:<server-port>, with a \
-three-way handshake at its open time, its data at the recorded times, and FIN at its close. \
-\"Follow TCP stream\" in Wireshark shows each connection's exact bytes. The packet carrying each \
-request has the op name as a comment (tshark: -T fields -e frame.comment).
+pcapng (the default): each connection becomes a TCP connection from 127.0.0.1:<port> (one port \
+per connection, counting up from --first-client-port in the order they were opened) to \
+127.0.0.1:<server-port>, with a three-way handshake at its open time, its data at the recorded \
+times, and FIN at its close. \"Follow TCP stream\" in Wireshark shows each connection's exact \
+bytes. The packet carrying each request has the op name as a comment (tshark: -T fields -e \
+frame.comment).
 
-Exit status: 0 when the pcapng file was written (a damaged capture is warned about, and what \
-precedes the damage is exported), 2 when the capture cannot be read or the output not written.")]
+--format parquet: one row per operation of every capture given: capture, host, conn, seq, \
+client_protocol, daemon_protocol, protocol, daemon_nix_version, client_nix_version, op, \
+start_time (UTC), duration_ns, bytes_client_to_daemon, bytes_daemon_to_client, status (ok, error, \
+unfinished), result, error, paths. OUT is one file, or with --partitioned a directory of \
+Hive-style partitions OUT/date=YYYY-MM-DD/host=HOST/<capture>-<hash>.parquet (date and host then \
+come from the directory names).
+
+Exit status: 0 when the output was written (a damaged capture is warned about, and what \
+precedes the damage is exported), 2 when a capture cannot be read or the output not written.")]
 pub struct Args {
-    /// The capture to export.
-    #[arg(value_name = "IN")]
-    pub input: PathBuf,
+    /// The capture to export (with --format parquet, one or more).
+    #[arg(value_name = "IN", required = true)]
+    pub inputs: Vec<PathBuf>,
 
-    /// The pcapng file to write.
+    /// The file to write (with --partitioned, the directory).
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
+
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = Format::Pcapng)]
+    pub format: Format,
+
+    /// With --format parquet: write OUT as a directory of Hive-style
+    /// partitions by date and host.
+    #[arg(long)]
+    pub partitioned: bool,
 
     /// The synthetic server port.
     #[arg(long, default_value_t = ExportOptions::default().server_port)]
@@ -47,18 +77,39 @@ pub struct Args {
     pub max_segment: usize,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let capture = read_capture_file(&args.input)
-        .with_context(|| format!("reading {}", args.input.display()))?;
+/// Reads and decodes `input`, warning about damage on stderr.
+fn decode(input: &Path) -> anyhow::Result<DecodedCapture> {
+    let capture =
+        read_capture_file(input).with_context(|| format!("reading {}", input.display()))?;
     if let Some(damage) = &capture.damage {
         writeln!(
             io::stderr().lock(),
             "nixcap: warning: {} is damaged ({}); exporting what precedes the damage",
-            args.input.display(),
+            input.display(),
             damage.kind
         )?;
     }
-    let decoded = DecodedCapture::new(capture);
+    Ok(DecodedCapture::new(capture))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.format {
+        Format::Pcapng => run_pcapng(args),
+        Format::Parquet => run_parquet(args),
+    }
+}
+
+fn run_pcapng(args: Args) -> anyhow::Result<ExitCode> {
+    let [input] = args.inputs.as_slice() else {
+        bail!(
+            "pcapng export takes exactly one capture (got {})",
+            args.inputs.len()
+        );
+    };
+    if args.partitioned {
+        bail!("--partitioned applies to --format parquet only");
+    }
+    let decoded = decode(input)?;
     let options = ExportOptions {
         server_port: args.server_port,
         first_client_port: args.first_client_port,
@@ -75,6 +126,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         summary.packets,
         summary.data_packets,
         summary.comments
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_parquet(args: Args) -> anyhow::Result<ExitCode> {
+    let mut total_rows = 0usize;
+    let mut files = 0usize;
+    if args.partitioned {
+        for input in &args.inputs {
+            let name = input.display().to_string();
+            let rows = op_rows(&decode(input)?, &name);
+            total_rows += rows.len();
+            files += write_partitioned(&rows, &args.output, &part_name(&name))
+                .with_context(|| format!("writing {}", args.output.display()))?
+                .len();
+        }
+    } else {
+        let mut rows = Vec::new();
+        for input in &args.inputs {
+            rows.extend(op_rows(&decode(input)?, &input.display().to_string()));
+        }
+        total_rows = rows.len();
+        write_parquet_file(&rows, &args.output, false)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        files = 1;
+    }
+    writeln!(
+        io::stdout().lock(),
+        "{}: {} operations from {} captures in {} Parquet files",
+        args.output.display(),
+        total_rows,
+        args.inputs.len(),
+        files
     )?;
     Ok(ExitCode::SUCCESS)
 }
