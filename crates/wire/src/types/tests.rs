@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::primitives::ReadError;
-use crate::version::ProtocolVersion;
+use crate::version::{feature, Negotiated, ProtocolVersion};
 
 fn at(minor: u8) -> Negotiated {
     Negotiated::new(ProtocolVersion::new(1, minor))
