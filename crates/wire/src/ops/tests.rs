@@ -8,12 +8,16 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
-use crate::primitives::ReadError;
+use crate::bytes::ByteString;
+use crate::primitives::{InvalidKind, ReadError, Reader, Writer};
 use crate::types::{
-    BinaryBuiltOutput, BuildStatus, BuiltOutputs, DerivationOutput, GcAction, GcPaths,
-    JsonBuiltOutput, OutputsSpec, RealisationJson, UnkeyedRealisation,
+    BasicDerivation, BinaryBuiltOutput, BuildMode, BuildResult, BuildStatus, BuiltOutputs,
+    ClientSettings, ContentAddress, ContentAddressMethodWithAlgo, DerivationOutput, DerivedPath,
+    DrvOutput, GcAction, GcOptions, GcPaths, JsonBuiltOutput, KeyedBuildResult, OutputsSpec,
+    Realisation, RealisationJson, RealisationQueryResult, SingleDerivedPath, StorePath,
+    SubstitutablePathInfo, UnkeyedRealisation, UnkeyedValidPathInfo, ValidPathInfo,
 };
-use crate::version::{feature, ProtocolVersion};
+use crate::version::{feature, Negotiated, ProtocolVersion};
 
 fn sp(name: &str) -> StorePath {
     StorePath(format!(
