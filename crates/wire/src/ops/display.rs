@@ -6,7 +6,7 @@ use crate::types::{BuildResult, StorePath};
 use super::reply::Reply;
 use super::request::Request;
 
-pub(super) fn plural(count: usize, one: &str) -> String {
+fn plural(count: usize, one: &str) -> String {
     if count == 1 {
         format!("1 {one}")
     } else {
@@ -15,7 +15,7 @@ pub(super) fn plural(count: usize, one: &str) -> String {
 }
 
 /// The one path of a list, or a count.
-pub(super) fn one_or_count<T: std::fmt::Display>(items: &[T]) -> String {
+fn one_or_count<T: std::fmt::Display>(items: &[T]) -> String {
     match items {
         [only] => only.to_string(),
         _ => plural(items.len(), "path"),
@@ -192,7 +192,7 @@ impl Reply {
 }
 
 /// `Built`, or `PermanentFailure: <first line of the message>`.
-pub(super) fn build_result_summary(result: &BuildResult) -> String {
+fn build_result_summary(result: &BuildResult) -> String {
     let message = result.error_msg.to_string_lossy();
     match message.lines().next() {
         Some(first) if !first.is_empty() => format!("{}: {first}", result.status),

@@ -556,7 +556,7 @@ impl Reply {
 
 /// A path info with every field empty, written where a reply must carry
 /// one but the value has none.
-pub(super) fn empty_path_info() -> UnkeyedValidPathInfo {
+fn empty_path_info() -> UnkeyedValidPathInfo {
     UnkeyedValidPathInfo {
         deriver: None,
         nar_hash: String::new(),

@@ -339,10 +339,7 @@ pub struct BuildResult {
 }
 
 /// Reads a tagged optional u64 (§2.5): 0 for none, 1 and the value.
-pub(super) fn decode_tagged_u64(
-    r: &mut Reader<'_>,
-    field: &'static str,
-) -> ReadResult<Option<u64>> {
+fn decode_tagged_u64(r: &mut Reader<'_>, field: &'static str) -> ReadResult<Option<u64>> {
     let start = r.position();
     match r.u64()? {
         0 => Ok(None),
@@ -351,7 +348,7 @@ pub(super) fn decode_tagged_u64(
     }
 }
 
-pub(super) fn encode_tagged_u64(value: Option<u64>, w: &mut Writer) {
+fn encode_tagged_u64(value: Option<u64>, w: &mut Writer) {
     match value {
         None => {
             w.u64(0);

@@ -30,7 +30,7 @@ impl ContentAddressMethod {
     }
 
     /// Splits a method prefix off `s`, returning the method and the rest.
-    pub(super) fn split(s: &str) -> Option<(ContentAddressMethod, &str)> {
+    fn split(s: &str) -> Option<(ContentAddressMethod, &str)> {
         if let Some(rest) = s.strip_prefix("text:") {
             Some((ContentAddressMethod::Text, rest))
         } else if let Some(rest) = s.strip_prefix("fixed:r:") {
@@ -151,7 +151,7 @@ pub fn hash_algo_size(algo: &str) -> Option<usize> {
 }
 
 /// The alphabet of Nix's base-32 encoding (no `e`, `o`, `u`, `t`).
-pub(super) const NIX32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+const NIX32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// Decodes Nix's base-32 encoding of a `size`-byte digest.
 pub fn nix32_decode(text: &str, size: usize) -> Option<Vec<u8>> {
@@ -186,7 +186,7 @@ pub fn base16_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Decodes the digits of a hash in nix32 or base16, chosen by length.
-pub(super) fn decode_hash_digits(algo: &str, digits: &str) -> Option<Vec<u8>> {
+fn decode_hash_digits(algo: &str, digits: &str) -> Option<Vec<u8>> {
     let size = hash_algo_size(algo)?;
     if digits.len() == size * 2 {
         base16_decode(digits)

@@ -171,7 +171,7 @@ impl SingleDerivedPath {
         Self::decode_depth(r, 0)
     }
 
-    pub(super) fn decode_depth(r: &mut Reader<'_>, depth: usize) -> ReadResult<Self> {
+    fn decode_depth(r: &mut Reader<'_>, depth: usize) -> ReadResult<Self> {
         let start = r.position();
         if depth > MAX_DERIVED_PATH_DEPTH {
             return Err(r.invalid(InvalidKind::Other(format!(

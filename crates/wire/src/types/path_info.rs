@@ -45,7 +45,7 @@ impl UnkeyedValidPathInfo {
         Self::decode_fields(r, true)
     }
 
-    pub(super) fn decode_fields(r: &mut Reader<'_>, with_1_16: bool) -> ReadResult<Self> {
+    fn decode_fields(r: &mut Reader<'_>, with_1_16: bool) -> ReadResult<Self> {
         let deriver = StorePath::decode_optional(r)?;
         let nar_hash = r.utf8("narHash")?;
         let references = StorePath::decode_list(r)?;
@@ -79,7 +79,7 @@ impl UnkeyedValidPathInfo {
         self.encode_fields(w, true);
     }
 
-    pub(super) fn encode_fields(&self, w: &mut Writer, with_1_16: bool) {
+    fn encode_fields(&self, w: &mut Writer, with_1_16: bool) {
         StorePath::encode_optional(self.deriver.as_ref(), w);
         w.string(&self.nar_hash);
         StorePath::encode_list(&self.references, w);
