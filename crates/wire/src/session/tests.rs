@@ -2,8 +2,12 @@
 //! other, opaque and truncated bytes, and the invariant checker.
 
 use super::*;
-use crate::handshake::{ClientHandshake, DaemonHandshake, DaemonNixVersion};
+use crate::handshake::{
+    ClientHandshake, ClientHello, DaemonHandshake, DaemonHello, DaemonNixVersion, FeatureList,
+};
+use crate::primitives::Writer;
 use crate::stderr::ErrorInfo;
+use crate::stderr::StderrMessage;
 
 const C: Direction = Direction::ClientToDaemon;
 const D: Direction = Direction::DaemonToClient;
