@@ -10,7 +10,7 @@ use crate::types::{
 };
 use crate::version::Negotiated;
 
-use super::op::Op;
+use super::op::{op_table, Op};
 
 /// A reply: the fields after STDERR_LAST, per op and version.
 ///
@@ -261,59 +261,27 @@ pub enum Reply {
     },
 }
 
-impl Reply {
-    /// The reply's op.
-    pub fn op(&self) -> Op {
-        match self {
-            Reply::IsValidPath { .. } => Op::IsValidPath,
-            Reply::HasSubstitutes { .. } => Op::HasSubstitutes,
-            Reply::QueryPathHash { .. } => Op::QueryPathHash,
-            Reply::QueryReferences { .. } => Op::QueryReferences,
-            Reply::QueryReferrers { .. } => Op::QueryReferrers,
-            Reply::AddToStore { .. } => Op::AddToStore,
-            Reply::AddTextToStore { .. } => Op::AddTextToStore,
-            Reply::BuildPaths { .. } => Op::BuildPaths,
-            Reply::EnsurePath { .. } => Op::EnsurePath,
-            Reply::AddTempRoot { .. } => Op::AddTempRoot,
-            Reply::AddIndirectRoot { .. } => Op::AddIndirectRoot,
-            Reply::SyncWithGC { .. } => Op::SyncWithGC,
-            Reply::FindRoots { .. } => Op::FindRoots,
-            Reply::ExportPath { .. } => Op::ExportPath,
-            Reply::QueryDeriver { .. } => Op::QueryDeriver,
-            Reply::SetOptions {} => Op::SetOptions,
-            Reply::CollectGarbage { .. } => Op::CollectGarbage,
-            Reply::QuerySubstitutablePathInfo { .. } => Op::QuerySubstitutablePathInfo,
-            Reply::QueryDerivationOutputs { .. } => Op::QueryDerivationOutputs,
-            Reply::QueryAllValidPaths { .. } => Op::QueryAllValidPaths,
-            Reply::QueryFailedPaths { .. } => Op::QueryFailedPaths,
-            Reply::ClearFailedPaths { .. } => Op::ClearFailedPaths,
-            Reply::QueryPathInfo { .. } => Op::QueryPathInfo,
-            Reply::ImportPaths { .. } => Op::ImportPaths,
-            Reply::QueryDerivationOutputNames { .. } => Op::QueryDerivationOutputNames,
-            Reply::QueryPathFromHashPart { .. } => Op::QueryPathFromHashPart,
-            Reply::QuerySubstitutablePathInfos { .. } => Op::QuerySubstitutablePathInfos,
-            Reply::QueryValidPaths { .. } => Op::QueryValidPaths,
-            Reply::QuerySubstitutablePaths { .. } => Op::QuerySubstitutablePaths,
-            Reply::QueryValidDerivers { .. } => Op::QueryValidDerivers,
-            Reply::OptimiseStore { .. } => Op::OptimiseStore,
-            Reply::VerifyStore { .. } => Op::VerifyStore,
-            Reply::BuildDerivation { .. } => Op::BuildDerivation,
-            Reply::AddSignatures { .. } => Op::AddSignatures,
-            Reply::NarFromPath {} => Op::NarFromPath,
-            Reply::AddToStoreNar {} => Op::AddToStoreNar,
-            Reply::QueryMissing { .. } => Op::QueryMissing,
-            Reply::QueryDerivationOutputMap { .. } => Op::QueryDerivationOutputMap,
-            Reply::RegisterDrvOutput {} => Op::RegisterDrvOutput,
-            Reply::QueryRealisation { .. } => Op::QueryRealisation,
-            Reply::AddMultipleToStore {} => Op::AddMultipleToStore,
-            Reply::AddBuildLog { .. } => Op::AddBuildLog,
-            Reply::BuildPathsWithResults { .. } => Op::BuildPathsWithResults,
-            Reply::AddPermRoot { .. } => Op::AddPermRoot,
-            Reply::SubmitOutput { .. } => Op::SubmitOutput,
-            Reply::AddToStoreScanning { .. } => Op::AddToStoreScanning,
+/// Defines `Reply::op` from the rows of the op table: every op's reply
+/// variant has the op's name.
+macro_rules! reply_op {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident = $number:literal $(, upload($arg:pat) => $upload:expr)?;
+    )*) => {
+        impl Reply {
+            /// The reply's op.
+            pub fn op(&self) -> Op {
+                match self {
+                    $(Reply::$name { .. } => Op::$name,)*
+                }
+            }
         }
-    }
+    };
+}
 
+op_table!(reply_op);
+
+impl Reply {
     /// Decodes the fields after STDERR_LAST.
     pub fn decode(op: Op, r: &mut Reader<'_>, n: &Negotiated) -> ReadResult<Reply> {
         let paths = |r: &mut Reader<'_>| StorePath::decode_list(r);

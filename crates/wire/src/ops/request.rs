@@ -10,7 +10,7 @@ use crate::types::{
 };
 use crate::version::Negotiated;
 
-use super::op::Op;
+use super::op::{op_table, Op};
 
 /// The layout-dependent arguments of AddToStore (§7.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,59 +302,27 @@ pub enum Request {
     },
 }
 
-impl Request {
-    /// The request's op.
-    pub fn op(&self) -> Op {
-        match self {
-            Request::IsValidPath { .. } => Op::IsValidPath,
-            Request::HasSubstitutes { .. } => Op::HasSubstitutes,
-            Request::QueryPathHash { .. } => Op::QueryPathHash,
-            Request::QueryReferences { .. } => Op::QueryReferences,
-            Request::QueryReferrers { .. } => Op::QueryReferrers,
-            Request::AddToStore { .. } => Op::AddToStore,
-            Request::AddTextToStore { .. } => Op::AddTextToStore,
-            Request::BuildPaths { .. } => Op::BuildPaths,
-            Request::EnsurePath { .. } => Op::EnsurePath,
-            Request::AddTempRoot { .. } => Op::AddTempRoot,
-            Request::AddIndirectRoot { .. } => Op::AddIndirectRoot,
-            Request::SyncWithGC {} => Op::SyncWithGC,
-            Request::FindRoots {} => Op::FindRoots,
-            Request::ExportPath { .. } => Op::ExportPath,
-            Request::QueryDeriver { .. } => Op::QueryDeriver,
-            Request::SetOptions { .. } => Op::SetOptions,
-            Request::CollectGarbage { .. } => Op::CollectGarbage,
-            Request::QuerySubstitutablePathInfo { .. } => Op::QuerySubstitutablePathInfo,
-            Request::QueryDerivationOutputs { .. } => Op::QueryDerivationOutputs,
-            Request::QueryAllValidPaths {} => Op::QueryAllValidPaths,
-            Request::QueryFailedPaths {} => Op::QueryFailedPaths,
-            Request::ClearFailedPaths { .. } => Op::ClearFailedPaths,
-            Request::QueryPathInfo { .. } => Op::QueryPathInfo,
-            Request::ImportPaths {} => Op::ImportPaths,
-            Request::QueryDerivationOutputNames { .. } => Op::QueryDerivationOutputNames,
-            Request::QueryPathFromHashPart { .. } => Op::QueryPathFromHashPart,
-            Request::QuerySubstitutablePathInfos { .. } => Op::QuerySubstitutablePathInfos,
-            Request::QueryValidPaths { .. } => Op::QueryValidPaths,
-            Request::QuerySubstitutablePaths { .. } => Op::QuerySubstitutablePaths,
-            Request::QueryValidDerivers { .. } => Op::QueryValidDerivers,
-            Request::OptimiseStore {} => Op::OptimiseStore,
-            Request::VerifyStore { .. } => Op::VerifyStore,
-            Request::BuildDerivation { .. } => Op::BuildDerivation,
-            Request::AddSignatures { .. } => Op::AddSignatures,
-            Request::NarFromPath { .. } => Op::NarFromPath,
-            Request::AddToStoreNar { .. } => Op::AddToStoreNar,
-            Request::QueryMissing { .. } => Op::QueryMissing,
-            Request::QueryDerivationOutputMap { .. } => Op::QueryDerivationOutputMap,
-            Request::RegisterDrvOutput { .. } => Op::RegisterDrvOutput,
-            Request::QueryRealisation { .. } => Op::QueryRealisation,
-            Request::AddMultipleToStore { .. } => Op::AddMultipleToStore,
-            Request::AddBuildLog { .. } => Op::AddBuildLog,
-            Request::BuildPathsWithResults { .. } => Op::BuildPathsWithResults,
-            Request::AddPermRoot { .. } => Op::AddPermRoot,
-            Request::SubmitOutput { .. } => Op::SubmitOutput,
-            Request::AddToStoreScanning { .. } => Op::AddToStoreScanning,
+/// Defines `Request::op` from the rows of the op table: every op's request
+/// variant has the op's name.
+macro_rules! request_op {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident = $number:literal $(, upload($arg:pat) => $upload:expr)?;
+    )*) => {
+        impl Request {
+            /// The request's op.
+            pub fn op(&self) -> Op {
+                match self {
+                    $(Request::$name { .. } => Op::$name,)*
+                }
+            }
         }
-    }
+    };
+}
 
+op_table!(request_op);
+
+impl Request {
     /// Decodes the fields that follow the op word (not the upload payload).
     pub fn decode(op: Op, r: &mut Reader<'_>, n: &Negotiated) -> ReadResult<Request> {
         let path = |r: &mut Reader<'_>| StorePath::decode(r);
