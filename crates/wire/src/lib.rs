@@ -18,6 +18,8 @@
 //! - [`serve`]: value encodings of the serve protocol (`nix-store --serve`).
 //! - [`nar`], [`framed`], [`export`]: the ways payloads travel.
 //! - [`session`]: a streaming decoder for a whole connection.
+//! - [`translate`]: requests, replies, log messages and errors of one
+//!   version re-expressed for a peer of another, with every change listed.
 
 pub mod bytes;
 pub mod export;
@@ -29,6 +31,7 @@ pub mod primitives;
 pub mod serve;
 pub mod session;
 pub mod stderr;
+pub mod translate;
 pub mod types;
 pub mod version;
 
