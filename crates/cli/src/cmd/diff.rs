@@ -14,6 +14,8 @@ use anyhow::Context;
 use nixcap_diff::Options;
 use nixcap_view::DecodedCapture;
 
+use super::input::Input;
+
 /// Arguments of `nixcap diff`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -25,11 +27,12 @@ op name such as `AddTempRoot` drops that op entirely; `handshake.trust` a handsh
 Exit status, as diff(1): 0 when the captures are the same, 1 when they differ, 2 on trouble \
 (a file cannot be read).")]
 pub struct Args {
-    /// The first capture.
+    /// The first capture (a file, or an object URL: s3://bucket/key, gs://,
+    /// az://, file:///).
     #[arg(value_name = "A")]
     pub a: PathBuf,
 
-    /// The second capture.
+    /// The second capture (a file or an object URL).
     #[arg(value_name = "B")]
     pub b: PathBuf,
 
@@ -58,8 +61,10 @@ pub struct Args {
 }
 
 fn load(path: &Path) -> anyhow::Result<DecodedCapture> {
-    let capture = nixcap_capture::read_capture_file(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let input = Input::parse(path);
+    let capture = input
+        .read_capture()
+        .with_context(|| format!("reading {}", input.name()))?;
     Ok(DecodedCapture::new(capture))
 }
 

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use nixcap_capture::read_capture_file;
 use nixcap_export::optable::op_rows;
 use nixcap_export::parquet::{part_name, write_parquet_file, write_partitioned};
 use nixcap_export::{export_pcapng, ExportOptions};
 use nixcap_view::DecodedCapture;
+
+use super::input::Input;
 
 /// What `nixcap export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,15 +78,18 @@ pub struct Args {
     pub max_segment: usize,
 }
 
-/// Reads and decodes `input`, warning about damage on stderr.
+/// Reads and decodes `input` (a path or an object URL), warning about
+/// damage on stderr.
 fn decode(input: &Path) -> anyhow::Result<DecodedCapture> {
-    let capture =
-        read_capture_file(input).with_context(|| format!("reading {}", input.display()))?;
+    let input = Input::parse(input);
+    let capture = input
+        .read_capture()
+        .with_context(|| format!("reading {}", input.name()))?;
     if let Some(damage) = &capture.damage {
         writeln!(
             io::stderr().lock(),
             "nixcap: warning: {} is damaged ({}); exporting what precedes the damage",
-            input.display(),
+            input.name(),
             damage.kind
         )?;
     }

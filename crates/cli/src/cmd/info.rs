@@ -11,9 +11,8 @@
 //! `Report`, filled in `build_report`, and printed by `print_text`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -22,16 +21,23 @@ use nixcap_capture::{
 };
 use serde::Serialize;
 
+use super::input::{list_captures, Input};
+
 /// Arguments of `nixcap info`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-The summary is read from the capture's footer when it has one. A capture whose recorder did not \
-finish has no footer; it is then scanned from the start, and the output says so.
+The summary is read from the capture's footer when it has one (from object storage, by ranged \
+reads of the footer alone). A capture whose recorder did not finish has no footer; it is then \
+scanned from the start, and the output says so. Given a directory or a URL prefix, info \
+summarises the set: captures, total size, time span, connections, bytes, close reasons and the \
+op histogram summed, then one line per capture.
 
 Exit status: 0 when a summary was printed (damaged and unfinished captures are flagged in it), \
 2 when the file cannot be read as a capture.")]
 pub struct Args {
-    /// The capture file.
+    /// The capture: a file, an object URL (s3://bucket/key, gs://, az://,
+    /// file:///), or a directory or URL prefix (ending in `/`) to summarise
+    /// every capture (`*.nixcap`) under it.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
@@ -137,9 +143,13 @@ pub struct ConnectionReport {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut report = build_report(&args.file)?;
+    let input = Input::parse(&args.file);
+    if let Some(members) = set_members(&input)? {
+        return run_set(&args, &input.name(), members);
+    }
+    let mut report = build_report(&input)?;
     if !args.no_decode {
-        report.protocol = Some(protocol_report(&args.file)?);
+        report.protocol = Some(protocol_report(&input)?);
     }
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -153,13 +163,240 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the report of the capture at `path`.
-pub fn build_report(path: &Path) -> anyhow::Result<Report> {
-    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
-    let index = read_index(BufReader::new(open()?))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+/// What `nixcap info` reports for a set of captures.
+#[derive(Debug, Serialize)]
+pub struct SetReport {
+    /// The directory or prefix as given.
+    pub prefix: String,
+    /// Number of captures.
+    pub captures: u64,
+    /// How many of them are complete.
+    pub complete: u64,
+    /// Their total size in bytes.
+    pub total_size: u64,
+    /// Earliest start, nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// Earliest start, RFC 3339 in UTC.
+    pub start_time: String,
+    /// Latest end, RFC 3339 in UTC.
+    pub end_time: String,
+    /// Connections, summed.
+    pub connections: u64,
+    /// Connections per close reason, summed.
+    pub close_reasons: BTreeMap<String, u64>,
+    /// Data bytes client to server, summed.
+    pub bytes_client_to_server: u64,
+    /// Data bytes server to client, summed.
+    pub bytes_server_to_client: u64,
+    /// Operations by name, summed (absent with `--no-decode`).
+    pub op_histogram: Option<BTreeMap<String, u64>>,
+    /// One entry per capture, in name order.
+    pub files: Vec<SetMember>,
+}
+
+/// One capture of a set.
+#[derive(Debug, Serialize)]
+pub struct SetMember {
+    /// Its path or URL.
+    pub file: String,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// Its start, RFC 3339 in UTC.
+    pub start_time: String,
+    /// Its duration in nanoseconds.
+    pub duration_nanos: u64,
+    /// Its connections.
+    pub connections: u64,
+    /// Whether it is complete.
+    pub complete: bool,
+    /// Why not, when it is not.
+    pub problem: Option<String>,
+}
+
+/// The members when `input` names a set: a local directory, or a URL that
+/// ends in `/` or names no object but a non-empty prefix.
+fn set_members(input: &Input) -> anyhow::Result<Option<Vec<Input>>> {
+    match input {
+        Input::Local(path) if path.is_dir() => {
+            let mut files = Vec::new();
+            let mut dirs = vec![path.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir)
+                    .with_context(|| format!("cannot list {}", dir.display()))?
+                {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if path.extension().is_some_and(|e| e == "nixcap") {
+                        files.push(path);
+                    }
+                }
+            }
+            files.sort();
+            Ok(Some(files.into_iter().map(Input::Local).collect()))
+        }
+        Input::Local(_) => Ok(None),
+        Input::Remote(url) => {
+            if !url.ends_with('/') {
+                match nixcap_objstore::Store::open(url).and_then(|s| s.size_of(s.prefix())) {
+                    Ok(_) => return Ok(None),
+                    Err(err) if err.is_not_found() => {}
+                    Err(err) => return Err(err).context("cannot open the capture"),
+                }
+            }
+            let prefix = if url.ends_with('/') {
+                url.clone()
+            } else {
+                format!("{url}/")
+            };
+            let objects = list_captures(&prefix).context("cannot list the captures")?;
+            if objects.is_empty() {
+                anyhow::bail!("{url}: no such object, and no captures (*.nixcap) under it");
+            }
+            Ok(Some(
+                objects.into_iter().map(|o| Input::Remote(o.url)).collect(),
+            ))
+        }
+    }
+}
+
+/// Builds and prints the summary of a set.
+fn run_set(args: &Args, prefix: &str, members: Vec<Input>) -> anyhow::Result<ExitCode> {
+    let mut set = SetReport {
+        prefix: prefix.to_owned(),
+        captures: 0,
+        complete: 0,
+        total_size: 0,
+        start_unix_nanos: u64::MAX,
+        start_time: String::new(),
+        end_time: String::new(),
+        connections: 0,
+        close_reasons: BTreeMap::new(),
+        bytes_client_to_server: 0,
+        bytes_server_to_client: 0,
+        op_histogram: (!args.no_decode).then(BTreeMap::new),
+        files: Vec::new(),
+    };
+    let mut end = 0u64;
+    for member in &members {
+        let report = build_report(member)?;
+        set.captures += 1;
+        set.complete += u64::from(report.complete);
+        set.total_size += report.file_size;
+        set.start_unix_nanos = set.start_unix_nanos.min(report.start_unix_nanos);
+        end = end.max(
+            report
+                .start_unix_nanos
+                .saturating_add(report.duration_nanos),
+        );
+        set.connections += report.connections;
+        for (reason, n) in &report.close_reasons {
+            *set.close_reasons.entry(reason.clone()).or_default() += n;
+        }
+        set.bytes_client_to_server += report.bytes_client_to_server;
+        set.bytes_server_to_client += report.bytes_server_to_client;
+        if let Some(histogram) = &mut set.op_histogram {
+            for (op, n) in protocol_report(member)?.op_histogram {
+                *histogram.entry(op).or_default() += n;
+            }
+        }
+        set.files.push(SetMember {
+            file: report.file,
+            file_size: report.file_size,
+            start_time: report.start_time,
+            duration_nanos: report.duration_nanos,
+            connections: report.connections,
+            complete: report.complete,
+            problem: report.problem,
+        });
+    }
+    if set.captures == 0 {
+        set.start_unix_nanos = 0;
+    }
+    set.start_time = rfc3339_utc(set.start_unix_nanos);
+    set.end_time = rfc3339_utc(end.max(set.start_unix_nanos));
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &set)?;
+        writeln!(out)?;
+    } else {
+        print_set(&mut out, &set)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_set(out: &mut impl Write, s: &SetReport) -> io::Result<()> {
+    let row = |out: &mut dyn Write, label: &str, value: &dyn std::fmt::Display| {
+        writeln!(out, "{:<24}{}", format!("{label}:"), value)
+    };
+    row(out, "Captures under", &s.prefix)?;
+    row(
+        out,
+        "Captures",
+        &format!("{} ({} complete)", s.captures, s.complete),
+    )?;
+    row(out, "Total size", &format!("{} bytes", group(s.total_size)))?;
+    row(out, "Start time", &s.start_time)?;
+    row(out, "End time", &s.end_time)?;
+    let reasons: Vec<String> = s
+        .close_reasons
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let connections = if reasons.is_empty() {
+        s.connections.to_string()
+    } else {
+        format!("{} ({})", s.connections, reasons.join(", "))
+    };
+    row(out, "Connections", &connections)?;
+    row(
+        out,
+        "Bytes client->server",
+        &group(s.bytes_client_to_server),
+    )?;
+    row(
+        out,
+        "Bytes server->client",
+        &group(s.bytes_server_to_client),
+    )?;
+    if let Some(histogram) = &s.op_histogram {
+        writeln!(out, "Operations:")?;
+        let mut ops: Vec<(&String, &u64)> = histogram.iter().collect();
+        ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (op, n) in ops {
+            writeln!(out, "  {op:<30}{n:>8}")?;
+        }
+    }
+    writeln!(out, "Files:")?;
+    for f in &s.files {
+        let state = match (&f.problem, f.complete) {
+            (_, true) => "complete".to_owned(),
+            (Some(problem), false) => format!("INCOMPLETE: {problem}"),
+            (None, false) => "INCOMPLETE".to_owned(),
+        };
+        writeln!(
+            out,
+            "  {}  {} bytes  {}  {:.3} s  {} connection(s)  {}",
+            f.file,
+            group(f.file_size),
+            f.start_time,
+            f.duration_nanos as f64 / 1e9,
+            f.connections,
+            state
+        )?;
+    }
+    Ok(())
+}
+
+/// Builds the report of the capture at `input`.
+pub fn build_report(input: &Input) -> anyhow::Result<Report> {
+    let name = input.name();
+    let open = || input.open().with_context(|| format!("cannot open {name}"));
+    let index = read_index(open()?).with_context(|| format!("cannot read {name}"))?;
     let mut report = Report {
-        file: path.display().to_string(),
+        file: name.clone(),
         file_size: index.file_len,
         format_version: index.version.to_string(),
         tool_version: index.header.tool_version.clone(),
@@ -217,7 +454,7 @@ pub fn build_report(path: &Path) -> anyhow::Result<Report> {
         }
         other => {
             let footer_damaged = matches!(other, FooterStatus::Damaged(_));
-            scan(BufReader::new(open()?), &mut report, footer_damaged)?;
+            scan(open()?, &mut report, footer_damaged)?;
         }
     }
     if report.compressed_bytes > 0 {
@@ -227,12 +464,13 @@ pub fn build_report(path: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Decodes the capture at `path` and summarises its protocol: what damage
+/// Decodes the capture at `input` and summarises its protocol: what damage
 /// the container has is already in the main report, so whatever is readable
 /// is decoded here.
-pub fn protocol_report(path: &Path) -> anyhow::Result<ProtocolReport> {
-    let capture = nixcap_capture::read_capture_file(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+pub fn protocol_report(input: &Input) -> anyhow::Result<ProtocolReport> {
+    let capture = input
+        .read_capture()
+        .with_context(|| format!("cannot read {}", input.name()))?;
     let decoded = nixcap_view::DecodedCapture::new(capture);
     let mut sessions: Vec<SessionReport> = Vec::new();
     for connection in &decoded.connections {

@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod export;
 pub mod info;
+pub mod input;
 pub mod log;
 pub mod record;
 pub mod redact;

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use nixcap_capture::read_capture_file;
 use nixcap_view::text::{damage_report, Options};
 use nixcap_view::DecodedCapture;
 use nixcap_wire::ops::Op;
 
+use super::input::Input;
 use super::EXIT_TROUBLE;
 
 /// Exit status for a damaged capture (everything readable was shown).
@@ -44,7 +44,8 @@ Exit status: 0 when the whole capture was shown, 1 when it is damaged (everythin
 shown, then the damage is described on stderr), 2 when the file cannot be read as a capture or \
 the arguments are wrong.")]
 pub struct Args {
-    /// The capture file.
+    /// The capture file, or an object URL (s3://bucket/key, gs://, az://,
+    /// file:///).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
@@ -114,8 +115,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_TROUBLE));
         }
     };
-    let name = args.file.display().to_string();
-    let capture = match read_capture_file(&args.file) {
+    let input = Input::parse(&args.file);
+    let name = input.name();
+    let capture = match input.read_capture() {
         Ok(capture) => capture,
         Err(err) if err.is_unreadable() => {
             eprintln!("nixcap show: cannot read {name}: {}", err.kind);

@@ -6,13 +6,13 @@
 //! and trailer against the blocks. The first problem is reported with its
 //! location.
 
-use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nixcap_capture::{Block, ReadError, Reader};
 
+use super::input::Input;
 use super::EXIT_TROUBLE;
 
 /// Exit status for a capture with damage.
@@ -32,23 +32,25 @@ connection, and what is intact before it
   2  the file cannot be read as a capture: it is not one, it has a newer major format version, \
 or reading it failed")]
 pub struct Args {
-    /// The capture file.
+    /// The capture file, or an object URL (s3://bucket/key, gs://, az://,
+    /// file:///).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let name = args.file.display().to_string();
+    let input = Input::parse(&args.file);
+    let name = input.name();
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let file = match File::open(&args.file) {
+    let file = match input.open() {
         Ok(file) => file,
         Err(err) => {
             writeln!(out, "{name}: UNREADABLE: cannot open: {err}")?;
             return Ok(ExitCode::from(EXIT_TROUBLE));
         }
     };
-    let mut reader = match Reader::new(BufReader::with_capacity(1 << 20, file)) {
+    let mut reader = match Reader::new(file) {
         Ok(reader) => reader,
         Err(err) if err.is_unreadable() => {
             writeln!(out, "{name}: UNREADABLE: {}", err.kind)?;

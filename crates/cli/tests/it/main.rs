@@ -8,6 +8,7 @@ mod capture_commands; // `nixcap info` and `nixcap verify` on the files of testd
 mod diff; // `nixcap diff`: changed fields, exit statuses, protocol changelogs, recordings diffed again.
 mod hardening; // Faults, load, bad input and trust: the recorder and the capture readers under stress.
 mod log; // `nixcap log` against what real clients print with `--log-format internal-json`.
+mod objstore; // Captures read from a real S3 server (SeaweedFS on loopback).
 mod optable; // `nixcap export --format parquet` queried by a real DuckDB.
 mod record_e2e; // Real Nix clients and daemons through the recorder (library and `nixcap record`).
 mod replay; // Real Nix clients against replayed captures (library `Server` and `nixcap replay`).

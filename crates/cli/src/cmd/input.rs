@@ -1,0 +1,85 @@
+//! Where a capture comes from: a local file, or an object in a store
+//! (`s3://…`, `gs://…`, `az://…`, `file:///…`) read by ranges through
+//! `nixcap_objstore`. A local path never touches the object-store code.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use nixcap_capture::{read_capture, Capture, Location, ReadError, ReadErrorKind};
+use nixcap_objstore::{is_store_url, ObjectInfo, Store, StoreError};
+
+/// A readable, seekable byte source.
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// A capture's location, as given on the command line.
+#[derive(Debug)]
+pub enum Input {
+    /// A local file.
+    Local(PathBuf),
+    /// An object-store URL.
+    Remote(String),
+}
+
+impl Input {
+    /// Tells a URL from a path.
+    pub fn parse(arg: &Path) -> Input {
+        match arg.to_str() {
+            Some(text) if is_store_url(text) => Input::Remote(text.to_owned()),
+            _ => Input::Local(arg.to_path_buf()),
+        }
+    }
+
+    /// The name to show: the path or URL as given.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Local(path) => path.display().to_string(),
+            Input::Remote(url) => url.clone(),
+        }
+    }
+
+    /// Opens the bytes: a buffered file, or a ranged reader of the object.
+    pub fn open(&self) -> io::Result<Box<dyn ReadSeek>> {
+        match self {
+            Input::Local(path) => Ok(Box::new(BufReader::with_capacity(
+                1 << 20,
+                File::open(path)?,
+            ))),
+            Input::Remote(url) => {
+                let reader = Store::open(url)
+                    .and_then(|store| store.reader())
+                    .map_err(store_io_error)?;
+                Ok(Box::new(reader))
+            }
+        }
+    }
+
+    /// Reads the whole capture, as `nixcap_capture::read_capture_file` does.
+    pub fn read_capture(&self) -> Result<Capture, ReadError> {
+        let input = self
+            .open()
+            .map_err(|source| ReadError::new(ReadErrorKind::Io { source }, Location::default()))?;
+        read_capture(input)
+    }
+}
+
+/// A store error as an I/O error (its message carries no credentials).
+pub fn store_io_error(err: StoreError) -> io::Error {
+    let kind = if err.is_not_found() {
+        io::ErrorKind::NotFound
+    } else {
+        io::ErrorKind::Other
+    };
+    io::Error::new(kind, err.to_string())
+}
+
+/// The captures (`*.nixcap` objects) under a store prefix, sorted by key.
+pub fn list_captures(url: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    let store = Store::open(url)?;
+    Ok(store
+        .list()?
+        .into_iter()
+        .filter(|o| o.key.ends_with(".nixcap"))
+        .collect())
+}
