@@ -36,6 +36,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Compare two captures operation by operation.
     Diff(cmd::diff::Args),
+    /// Play a capture's client side against a daemon and compare its answers.
+    Check(cmd::check::Args),
     /// Scrub secrets from a capture before sharing it.
     Redact(cmd::redact::Args),
     /// Export a capture to pcapng for Wireshark, or captures to a Parquet op table.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Diff(args) => cmd::diff::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Redact(args) => cmd::redact::run(args),
         Command::Export(args) => cmd::export::run(args),
     };

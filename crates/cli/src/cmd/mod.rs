@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has an `Args` struct (clap derive) and a
 //! `run(Args) -> anyhow::Result<ExitCode>` function.
 
+pub mod check;
 pub mod diff;
 pub mod export;
 pub mod info;
