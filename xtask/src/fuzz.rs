@@ -10,7 +10,9 @@
 //!   capture of `testdata/captures/` up to the input size limit;
 //! - `replay_match`: the client side of every real connection of
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
-//!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`).
+//!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
+//! - `client`, `check`: what real daemons sent on each connection of
+//!   `testdata/real-sessions`.
 //!
 //! cargo-fuzz needs a nightly compiler; on a stable one the task sets
 //! `RUSTC_BOOTSTRAP=1` (unless it is already set).
@@ -29,6 +31,7 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("capture_read", Some(65536)),
     ("replay_match", Some(65536)),
     ("client", Some(65536)),
+    ("check", Some(65536)),
 ];
 
 /// Default time per target.
@@ -200,7 +203,7 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 }
             }
         }
-        "client" => {
+        "client" | "check" => {
             // What real daemons sent on each recorded connection.
             for file in files_in(&testdata.join("real-sessions"))? {
                 let name = file

@@ -113,7 +113,7 @@ pub enum CheckError {
     Address(#[from] nixcap_client::ClientError),
     /// The target is the system daemon and that was not allowed.
     #[error(
-        "refusing to check against {}: it is the system daemon's socket, and a check writes to its store (allow it explicitly to go on)",
+        "refusing to check against {}: it is the system daemon's socket, and a check writes to its store (pass --allow-system-daemon to go on)",
         .path.display()
     )]
     SystemDaemon {
@@ -169,15 +169,7 @@ pub fn check(
     if !options.allow_system_daemon && is_system_daemon_socket(&path) {
         return Err(CheckError::SystemDaemon { path });
     }
-    // One probe connection, so that an unreachable target is an error
-    // rather than one problem per connection. The daemon sees it close
-    // before the handshake.
-    drop(
-        UnixStream::connect(&path).map_err(|source| CheckError::Connect {
-            path: path.clone(),
-            source,
-        })?,
-    );
+    probe(&path, options.timeout)?;
     let clock = Clock(Instant::now());
     let start_unix_nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -236,6 +228,29 @@ pub fn check(
         report,
         target_capture,
     })
+}
+
+/// One probe connection, so that an unreachable target is an error rather
+/// than one problem per connection. It sends nothing and waits (at most
+/// `timeout`) for the target to hang up: a Nix daemon's worker opens its
+/// store before it reads the client's hello, so on a fresh store the
+/// database is created by the time it closes the probe, and the played
+/// connections do not race to create it.
+fn probe(path: &Path, timeout: Duration) -> Result<(), CheckError> {
+    let connect_error = |source| CheckError::Connect {
+        path: path.to_owned(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).map_err(connect_error)?;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut sink = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(&mut stream, &mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// What playing one connection gave.

@@ -38,7 +38,11 @@ fn check_fresh(peer: &Peer, series: &str, name: &str) -> CheckReport {
     let recorded = load(series, name);
     let options = Options::default().with_timeout(Duration::from_secs(60));
     let target = format!("unix://{}", daemon.socket_path().display());
-    check(&recorded, &target, &options).unwrap().report
+    let report = check(&recorded, &target, &options).unwrap().report;
+    if !report.problems.is_empty() {
+        println!("{series}/{name}: the daemon's log:\n{}", daemon.log());
+    }
+    report
 }
 
 /// Every capture of `version`'s series: each scenario's, and the source
@@ -68,7 +72,10 @@ fn same_version(version: NixVersion, series: &str) {
             report.connections > 0,
             "{series}/{name}: no connection was played"
         );
-        assert_eq!(report.ops_sent, report.ops_recorded, "{series}/{name}");
+        assert_eq!(
+            report.ops_sent, report.ops_recorded,
+            "{series}/{name}:\n{report}"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -98,7 +105,7 @@ fn nix_2_8_captures_against_a_2_34_daemon_show_the_known_differences_only() {
         let report = check_fresh(&peer, "nix-2.8", &name);
         assert_eq!(report.verdict, Verdict::Different, "{name}:\n{report}");
         assert!(report.problems.is_empty(), "{name}:\n{report}");
-        assert_eq!(report.ops_sent, report.ops_recorded, "{name}");
+        assert_eq!(report.ops_sent, report.ops_recorded, "{name}:\n{report}");
         // The handshake: the daemon's own version and Nix version, and
         // nothing else (the recorded client's 1.34 is what is negotiated).
         let handshake: Vec<(String, String)> = report
