@@ -26,8 +26,7 @@ mod addr;
 mod proxy;
 mod recorder;
 mod sink;
-mod socket;
 
 pub use addr::{store_uri_query, AddrError, DaemonAddr, DEFAULT_DAEMON_SOCKET};
+pub use nixcap_socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};
 pub use recorder::{run, BackgroundRecorder, Config, Error, Options, Recorder, Report, Stats};
-pub use socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::addr::DaemonAddr;
 use crate::proxy::{self, Cancel, Counters, Shared};
 use crate::sink::{self, BufferPool, Clock, Event, SinkOutcome, SinkSettings};
-use crate::socket::{self, BoundSocket, ListenError, PrivateDir, SocketFile};
+use nixcap_socket::{self as socket, BoundSocket, ListenError, PrivateDir, SocketFile};
 
 /// Extra time given to connections after the grace period, once they have
 /// been told to stop, before their tasks are cut off.
@@ -235,6 +235,13 @@ impl<W: Write + Send + 'static> Recorder<W> {
                 path: listen_path.clone(),
             });
         }
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ListenError::Io {
+                action: "configuring",
+                path: listen_path.clone(),
+                source,
+            })?;
         let listener = UnixListener::from_std(listener).map_err(|source| ListenError::Io {
             action: "registering",
             path: listen_path.clone(),

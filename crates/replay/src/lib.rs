@@ -32,7 +32,6 @@ mod key;
 mod matcher;
 mod recorded;
 mod report;
-mod socket;
 pub mod store_root;
 
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -41,14 +40,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use nixcap_socket::{BoundSocket, PrivateDir, SocketFile};
 use nixcap_view::DecodedCapture;
 
 pub use key::request_key;
+pub use nixcap_socket::{ListenError, MAX_SOCKET_PATH};
 pub use report::{
     ConnectionProblem, DivergenceReport, Hang, Refusal, UnmatchedRequest, UnusedExchange,
     UploadMismatch,
 };
-pub use socket::{ListenError, MAX_SOCKET_PATH};
 pub use store_root::{Materialised, StoreRootError};
 
 use matcher::Matcher;
@@ -205,11 +205,13 @@ impl Shared {
 pub struct Server {
     shared: Arc<Shared>,
     socket_path: PathBuf,
+    /// The socket file, removed at the end if it is still this server's.
+    socket_file: SocketFile,
     store_root: Option<PathBuf>,
     materialised: Materialised,
     accept: Option<JoinHandle<Vec<JoinHandle<()>>>>,
     /// The private directory of the socket and the temporary store root.
-    _private: Option<tempfile::TempDir>,
+    _private: Option<PrivateDir>,
 }
 
 impl Server {
@@ -234,7 +236,10 @@ impl Server {
         }
         let needs_private = options.socket.is_none() || options.store_root == StoreRoot::Temp;
         let private = if needs_private {
-            Some(socket::private_dir().map_err(Error::TempDir)?)
+            Some(
+                PrivateDir::create_in(&std::env::temp_dir(), "nixcap-replay-")
+                    .map_err(Error::TempDir)?,
+            )
         } else {
             None
         };
@@ -260,7 +265,10 @@ impl Server {
             (None, Some(dir)) => dir.path().join("sock"),
             (None, None) => return Err(Error::NoHandshake),
         };
-        let listener = socket::bind_private(&socket_path)?;
+        let BoundSocket {
+            listener,
+            file: socket_file,
+        } = nixcap_socket::bind(&socket_path, 0o600)?;
         let shared = Arc::new(Shared {
             matcher: Mutex::new(Matcher::new(options.match_mode, Arc::clone(&recorded))),
             recorded,
@@ -277,6 +285,7 @@ impl Server {
         Ok(Server {
             shared,
             socket_path,
+            socket_file,
             store_root,
             materialised,
             accept: Some(accept),
@@ -350,7 +359,7 @@ impl Server {
         for worker in workers {
             let _ = worker.join();
         }
-        let _ = std::fs::remove_file(&self.socket_path);
+        self.socket_file.remove_file();
         let mut report = self.report();
         let matcher = self.shared.lock_matcher();
         report.unused = matcher

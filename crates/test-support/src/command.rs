@@ -15,7 +15,7 @@ use std::process::{Child, ExitStatus, Output, Stdio};
 use crate::daemon::Daemon;
 use crate::error::HarnessError;
 use crate::namespace::{Namespace, ScratchDir};
-use crate::peers::Peer;
+use crate::peer::Peer;
 
 /// The uid and gid of `nobody`, for clients the daemon must not trust.
 pub const NOBODY: (u32, u32) = (65534, 65534);
@@ -23,6 +23,13 @@ pub const NOBODY: (u32, u32) = (65534, 65534);
 /// The store a client uses when none is given: every store operation fails, and no store is
 /// ever created in the real `/nix`.
 const NO_STORE: &str = "dummy://";
+
+impl Peer {
+    /// Starts building a client command (`nix`, `nix-store`, `nix-build`, …) of this version.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> NixCommand {
+        NixCommand::new(self.clone(), program.as_ref())
+    }
+}
 
 /// A builder for one client invocation, like [`std::process::Command`].
 ///

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nixcap_socket::MAX_SOCKET_PATH;
+
 use crate::error::HarnessError;
 use crate::namespace::{Namespace, ScratchDir};
-use crate::peers::Peer;
+use crate::peer::Peer;
 use crate::sys;
 
-/// The longest path a Unix socket address holds (108 bytes including the final NUL).
-pub(crate) const MAX_SOCKET_PATH: usize = 107;
 /// The configuration every daemon gets; it works offline on every supported version.
 const BASE_CONF: &str = "\
 substituters =
@@ -131,6 +131,13 @@ impl DaemonOptions {
     pub fn state_parent(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_parent = Some(dir.into());
         self
+    }
+}
+
+impl Peer {
+    /// Starts a daemon of this version; see [`Daemon::start`].
+    pub fn start_daemon(&self, options: DaemonOptions) -> Daemon {
+        Daemon::start(self, options)
     }
 }
 

@@ -23,6 +23,7 @@ mod command;
 mod daemon;
 mod error;
 mod namespace;
+mod peer;
 mod peers;
 pub mod real_sessions;
 pub mod scenarios;
@@ -32,7 +33,8 @@ pub mod tools;
 pub use command::{NixChild, NixCommand, NOBODY};
 pub use daemon::{wait_until_listening, Daemon, DaemonOptions};
 pub use error::HarnessError;
+pub use peer::{NixVersion, Peer};
 pub use peers::{
-    assert_host_nix_dir_empty, nix_required, peer_or_skip, peers, peers_dir, NixVersion, Peer,
-    Peers, PEERS_DIR_ENV, REQUIRE_NIX_ENV,
+    assert_host_nix_dir_empty, nix_required, peer_or_skip, peers, peers_dir, Peers, PEERS_DIR_ENV,
+    REQUIRE_NIX_ENV,
 };

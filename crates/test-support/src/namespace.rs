@@ -241,7 +241,7 @@ impl ScratchDir {
             None => {
                 let temp = std::env::temp_dir();
                 // Leave room for "nixcap-XXXXXX/sock" and friends.
-                if temp.as_os_str().len() + 40 > crate::daemon::MAX_SOCKET_PATH {
+                if temp.as_os_str().len() + 40 > nixcap_socket::MAX_SOCKET_PATH {
                     PathBuf::from("/tmp")
                 } else {
                     temp

@@ -1,14 +1,11 @@
 //! Finding the installed Nix versions, and deciding whether a test runs, skips or fails.
 
-use std::ffi::OsStr;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::command::NixCommand;
-use crate::daemon::{Daemon, DaemonOptions};
 use crate::namespace::CLEAN_PATH;
+use crate::peer::{parse_version, NixVersion, Peer};
 use crate::sys;
 
 /// Environment variable that, set to `1`, turns a missing Nix version into a test failure.
@@ -19,101 +16,6 @@ pub const PEERS_DIR_ENV: &str = "NIXCAP_PEERS_DIR";
 /// The marker file a complete chroot holds; `cargo xtask nix-peers install` writes it last.
 const READY_MARKER: &str = ".ready";
 const INSTALL_HINT: &str = "run `cargo xtask nix-peers install` as root";
-
-/// A Nix version the harness can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum NixVersion {
-    /// Nix 2.8 (worker protocol 1.34), from Debian 12 on the host.
-    V2_8,
-    /// Nix 2.26 (worker protocol 1.38), from Debian trixie in a chroot.
-    V2_26,
-    /// Nix 2.34 or later, from Debian sid in a chroot; sid moves, so the exact version varies.
-    /// [`Peer::nix_version`] tells which one is installed.
-    V2_34,
-}
-
-impl NixVersion {
-    /// Every version, oldest first.
-    pub const ALL: [NixVersion; 3] = [NixVersion::V2_8, NixVersion::V2_26, NixVersion::V2_34];
-
-    /// The version series, for messages: `2.8`, `2.26` or `2.34+`.
-    pub fn series(self) -> &'static str {
-        match self {
-            NixVersion::V2_8 => "2.8",
-            NixVersion::V2_26 => "2.26",
-            NixVersion::V2_34 => "2.34+",
-        }
-    }
-
-    /// The Debian suite of the chroot this version runs in, or `None` for the host.
-    pub fn debian_suite(self) -> Option<&'static str> {
-        match self {
-            NixVersion::V2_8 => None,
-            NixVersion::V2_26 => Some("trixie"),
-            NixVersion::V2_34 => Some("sid"),
-        }
-    }
-
-    fn accepts(self, (major, minor): (u32, u32)) -> bool {
-        match self {
-            NixVersion::V2_8 => (major, minor) == (2, 8),
-            NixVersion::V2_26 => (major, minor) == (2, 26),
-            NixVersion::V2_34 => major == 2 && minor >= 34,
-        }
-    }
-}
-
-impl fmt::Display for NixVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Nix {}", self.series())
-    }
-}
-
-/// One installed, working Nix version: where it runs and what it reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    version: NixVersion,
-    nix_version: String,
-    chroot: Option<PathBuf>,
-}
-
-impl Peer {
-    /// The version series.
-    pub fn version(&self) -> NixVersion {
-        self.version
-    }
-
-    /// The exact version `nix --version` reports, for example `2.34.8`.
-    pub fn nix_version(&self) -> &str {
-        &self.nix_version
-    }
-
-    /// The major and minor numbers of [`Peer::nix_version`].
-    pub fn major_minor(&self) -> (u32, u32) {
-        parse_version(&self.nix_version).unwrap_or((0, 0))
-    }
-
-    /// Tells whether this peer is at least version `major.minor`.
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        self.major_minor() >= (major, minor)
-    }
-
-    /// The chroot this version runs in, or `None` when it runs on the host.
-    pub fn chroot(&self) -> Option<&Path> {
-        self.chroot.as_deref()
-    }
-
-    /// Starts building a client command (`nix`, `nix-store`, `nix-build`, …) of this version.
-    pub fn command(&self, program: impl AsRef<OsStr>) -> NixCommand {
-        NixCommand::new(self.clone(), program.as_ref())
-    }
-
-    /// Starts a daemon of this version; see [`Daemon::start`].
-    pub fn start_daemon(&self, options: DaemonOptions) -> Daemon {
-        Daemon::start(self, options)
-    }
-}
 
 /// The result of looking for every [`NixVersion`] on this machine.
 #[derive(Debug, Clone)]
@@ -287,11 +189,7 @@ fn find(version: NixVersion, dir: &Path) -> Result<Peer, String> {
             version.series()
         ));
     }
-    Ok(Peer {
-        version,
-        nix_version,
-        chroot,
-    })
+    Ok(Peer::new(version, nix_version, chroot))
 }
 
 /// Runs `nix --version` on the host or in a chroot. In a chroot, the command runs in a private
@@ -338,39 +236,9 @@ fn probe_version(chroot: Option<&Path>) -> Result<String, String> {
         .ok_or_else(|| format!("unexpected `nix --version` output {stdout:?}"))
 }
 
-/// Parses the major and minor numbers of a version like `2.34.8` or `2.35.0pre`.
-pub(crate) fn parse_version(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.split('.');
-    let major = leading_number(parts.next()?)?;
-    let minor = leading_number(parts.next()?)?;
-    Some((major, minor))
-}
-
-fn leading_number(text: &str) -> Option<u32> {
-    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_parse() {
-        assert_eq!(parse_version("2.8.0"), Some((2, 8)));
-        assert_eq!(parse_version("2.35.0pre20260101"), Some((2, 35)));
-        assert_eq!(parse_version("garbage"), None);
-    }
-
-    #[test]
-    fn version_series_accept_what_they_should() {
-        assert!(NixVersion::V2_8.accepts((2, 8)));
-        assert!(!NixVersion::V2_8.accepts((2, 9)));
-        assert!(NixVersion::V2_26.accepts((2, 26)));
-        assert!(NixVersion::V2_34.accepts((2, 34)));
-        assert!(NixVersion::V2_34.accepts((2, 40)));
-        assert!(!NixVersion::V2_34.accepts((2, 33)));
-    }
 
     #[test]
     fn default_peers_dir_is_in_the_workspace_target() {

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::daemon::Daemon;
 use crate::error::HarnessError;
-use crate::peers::Peer;
+use crate::peer::Peer;
 
 /// Placeholder for the working directory the steps run in.
 pub const WORK: &str = "@WORK@";

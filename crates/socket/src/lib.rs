@@ -1,8 +1,9 @@
-//! The recorder's listening socket and private directories.
+//! Private Unix listening sockets and private directories, shared by the
+//! recorder, the replayer and the test harness.
 //!
-//! The daemon sees the recorder's uid, not the client's, so whoever can
-//! connect to the recorder's socket acts with the recorder's rights. The
-//! socket must therefore never be reachable by others, not even briefly.
+//! Whoever can connect to the recorder's or the replayer's socket talks to a
+//! daemon (real or fake) with the rights of the process that serves it, so
+//! the socket must never be reachable by others, not even briefly.
 //!
 //! Creating it race-free: `bind(2)` creates the socket file with mode
 //! `0777 & ~umask`, and the only way to get a tighter mode at creation is to
@@ -15,6 +16,9 @@
 //! publishing never replaces someone else's file. On file systems that refuse
 //! hard links the socket is renamed into place instead, after checking that
 //! the path is free. The private directory is removed afterwards.
+//!
+//! [`MAX_SOCKET_PATH`] is the one place that knows how long a socket path may
+//! be; [`check_path_len`] applies it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -131,30 +135,37 @@ fn random_u64() -> u64 {
 
 /// A bound listening socket and its file.
 #[derive(Debug)]
-pub(crate) struct BoundSocket {
-    pub(crate) listener: UnixListener,
-    pub(crate) file: SocketFile,
+pub struct BoundSocket {
+    /// The listener, in blocking mode.
+    pub listener: UnixListener,
+    /// The socket file, removed when this is dropped.
+    pub file: SocketFile,
 }
 
 /// The path of a socket file and its identity, so that cleanup removes only
-/// the file this recorder created.
+/// the file [`bind`] created.
 #[derive(Debug)]
-pub(crate) struct SocketFile {
+pub struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
 }
 
 impl SocketFile {
-    /// Removes the socket file, if it is still the one this recorder created.
-    pub(crate) fn remove_file(&self) {
+    /// The path the socket was published at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file, if it is still the one [`bind`] created.
+    pub fn remove_file(&self) {
         if self.is_at(&self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
 
     /// Tells whether `path` leads to this socket (following symlinks).
-    pub(crate) fn is_at(&self, path: &Path) -> bool {
+    pub fn is_at(&self, path: &Path) -> bool {
         std::fs::metadata(path).is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino)
     }
 }
@@ -170,8 +181,8 @@ impl Drop for SocketFile {
 ///
 /// A stale socket (one nobody listens on any more) at `path` is replaced;
 /// anything else there is an error.
-pub(crate) fn bind(path: &Path, mode: u32) -> Result<BoundSocket, ListenError> {
-    check_len(path)?;
+pub fn bind(path: &Path, mode: u32) -> Result<BoundSocket, ListenError> {
+    check_path_len(path)?;
     if path.file_name().is_none() {
         return Err(ListenError::NoFileName {
             path: path.to_owned(),
@@ -184,15 +195,12 @@ pub(crate) fn bind(path: &Path, mode: u32) -> Result<BoundSocket, ListenError> {
     let staging = PrivateDir::create_in(&parent, ".nxc")
         .map_err(io_err("creating a private directory in", &parent))?;
     let staged = staging.path().join("s");
-    check_len(&staged)?;
+    check_path_len(&staged)?;
     let listener = UnixListener::bind(&staged).map_err(io_err("binding", &staged))?;
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
         .map_err(io_err("setting the mode of", &staged))?;
     publish(&staged, path)?;
     let meta = std::fs::symlink_metadata(path).map_err(io_err("inspecting", path))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(io_err("configuring", path))?;
     drop(staging);
     Ok(BoundSocket {
         listener,
@@ -204,7 +212,8 @@ pub(crate) fn bind(path: &Path, mode: u32) -> Result<BoundSocket, ListenError> {
     })
 }
 
-fn check_len(path: &Path) -> Result<(), ListenError> {
+/// Checks that `path` fits in a `sockaddr_un` ([`MAX_SOCKET_PATH`]).
+pub fn check_path_len(path: &Path) -> Result<(), ListenError> {
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(ListenError::PathTooLong {
@@ -309,7 +318,7 @@ mod tests {
         drop(live);
         assert!(path.exists());
         let bound = bind(&path, 0o600).unwrap();
-        // Dropping the recorder's socket file removes it.
+        // Dropping the socket file removes it.
         drop(bound);
         assert!(!path.exists());
         // A regular file is never replaced.
