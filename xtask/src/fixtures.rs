@@ -1,9 +1,8 @@
 //! `cargo xtask fixtures`: records the committed captures in `testdata/captures/` from real Nix
 //! daemons, or checks that recording them again gives the same protocol content.
 //!
-//! The work is done by the `nixcap-fixtures` program of `crates/test-support` (feature
-//! `fixtures`), which this task builds and runs with cargo, so that this crate keeps its single
-//! dependency. It needs root and the Nix versions of `cargo xtask nix-peers install`.
+//! The work is done by the `nixcap-fixtures` program (`crates/fixtures`), which this task
+//! builds and runs with cargo, so that this crate keeps its single dependency. It needs root and the Nix versions of `cargo xtask nix-peers install`.
 
 use std::process::Command;
 
@@ -65,9 +64,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "run",
         "--quiet",
         "--package",
-        "nixcap-test-support",
-        "--features",
-        "fixtures",
+        "nixcap-fixtures",
         "--bin",
         "nixcap-fixtures",
         "--",
