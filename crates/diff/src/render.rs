@@ -19,7 +19,7 @@ const MAX_VALUE_CHARS: usize = 160;
 /// wherever it occurs in `text`: a diff line names the path, and a change of
 /// hash shows up as its own field difference.
 fn shorten_store_paths(text: &str) -> String {
-    nixcap_view::text::shorten_store_paths_keeping(text, 0)
+    nixcap_view::display::shorten_store_paths_keeping(text, 0)
 }
 
 fn show_value(value: Option<&Value>) -> String {

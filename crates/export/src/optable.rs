@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use nixcap_view::text::clean;
+use nixcap_view::display::clean;
 use nixcap_view::{DecodedCapture, Outcome};
 use serde_json::Value;
 

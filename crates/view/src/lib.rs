@@ -11,6 +11,7 @@
 //! Nothing here can lose bytes: the raw chunks stay in the capture, and the
 //! events of each direction tile its stream (see `nixcap_wire::session`).
 
+pub mod display;
 pub mod internal_json;
 pub mod json;
 pub mod normalise;

@@ -197,7 +197,7 @@ fn duckdb_runs_the_readme_queries_over_the_parquet_export_of_the_fixtures() {
         for connection in &decoded.connections {
             for exchange in &connection.exchanges {
                 if let nixcap_view::Outcome::Error(info) = &exchange.outcome {
-                    let message = nixcap_view::text::clean(&info.message().to_string_lossy());
+                    let message = nixcap_view::display::clean(&info.message().to_string_lossy());
                     if message.contains("failed with exit code 1") {
                         expected_errors += 1;
                     }
