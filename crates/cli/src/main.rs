@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod exit;
 
 /// Record, replay and diff the traffic between Nix clients and nix-daemon.
 #[derive(Debug, Parser)]
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(io::stderr().lock(), "nixcap: error: {err:#}");
-            ExitCode::from(cmd::EXIT_TROUBLE)
+            ExitCode::from(exit::TROUBLE)
         }
     }
 }

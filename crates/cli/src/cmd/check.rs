@@ -14,7 +14,7 @@ use anyhow::Context;
 use nixcap_check::Verdict;
 use nixcap_view::DecodedCapture;
 
-use super::EXIT_TROUBLE;
+use crate::exit;
 
 /// Arguments of `nixcap check`.
 #[derive(Debug, clap::Args)]
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     out.flush()?;
     Ok(match report.verdict {
         Verdict::Same => ExitCode::SUCCESS,
-        Verdict::Different => ExitCode::from(1),
-        Verdict::Trouble => ExitCode::from(EXIT_TROUBLE),
+        Verdict::Different => ExitCode::from(exit::DIFFERENT),
+        Verdict::Trouble => ExitCode::from(exit::TROUBLE),
     })
 }

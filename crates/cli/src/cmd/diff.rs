@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::exit;
+
 use anyhow::Context;
 use nixcap_diff::Options;
 use nixcap_view::DecodedCapture;
@@ -95,6 +97,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if report.is_identical() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(exit::DIFFERENT)
     })
 }

@@ -18,10 +18,7 @@ use nixcap_view::text::damage_report;
 use nixcap_wire::handshake::HandshakePiece;
 use nixcap_wire::session::EventKind;
 
-use super::EXIT_TROUBLE;
-
-/// Exit status for a damaged capture (everything readable was written).
-const EXIT_DAMAGED: u8 = 1;
+use crate::exit;
 
 /// Arguments of `nixcap log`.
 #[derive(Debug, clap::Args)]
@@ -91,18 +88,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(file) => file,
         Err(err) => {
             eprintln!("nixcap log: cannot open {name}: {err}");
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
     };
     let stream = match EventStream::new(BufReader::with_capacity(1 << 20, file)) {
         Ok(stream) => stream,
         Err(err) if err.is_unreadable() => {
             eprintln!("nixcap log: cannot read {name}: {}", err.kind);
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
         Err(err) => {
             eprint!("nixcap log: {name}: {}", damage_report(&err));
-            return Ok(ExitCode::from(EXIT_DAMAGED));
+            return Ok(ExitCode::from(exit::DAMAGED));
         }
     };
     let start_unix_nanos = stream.header().start_unix_nanos;
@@ -162,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(out);
     if let Some(err) = &damage {
         eprint!("nixcap log: {name}: {}", damage_report(err));
-        return Ok(ExitCode::from(EXIT_DAMAGED));
+        return Ok(ExitCode::from(exit::DAMAGED));
     }
     if let Some(missing) = wanted.iter().find(|c| !seen.contains(c)) {
         let ids: Vec<String> = seen.iter().map(u64::to_string).collect();
@@ -174,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ids.join(", ")
             }
         );
-        return Ok(ExitCode::from(EXIT_TROUBLE));
+        return Ok(ExitCode::from(exit::TROUBLE));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,3 @@ pub mod replay;
 pub mod show;
 pub mod verify;
 pub mod wrap;
-
-/// Exit status for "could not do the job" (unreadable input, bad usage),
-/// as diff(1) and cmp(1) use 2.
-pub const EXIT_TROUBLE: u8 = 2;

@@ -20,12 +20,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::wrap::{self, exit_code_of, Signals};
+use super::wrap::{self, Signals};
+use crate::exit;
 use anyhow::{bail, Context};
 use nixcap_record::{store_uri_query, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET};
-
-/// Exit status of standalone mode when the capture could not be completely written.
-const EXIT_CAPTURE_INCOMPLETE: u8 = 1;
 
 /// Arguments of `nixcap record`.
 #[derive(Debug, clap::Args)]
@@ -121,7 +119,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(if complete {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(EXIT_CAPTURE_INCOMPLETE)
+            ExitCode::from(exit::CAPTURE_INCOMPLETE)
         });
     }
 
@@ -148,7 +146,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     print_summary(&report, &args.output);
     // The command's status is the result, whatever happened to the capture:
     // recording must never be the reason a build fails.
-    Ok(exit_code_of(status))
+    Ok(exit::of_status(status))
 }
 
 /// Picks the daemon address: `--upstream`, else a `unix:` `NIX_REMOTE`, else

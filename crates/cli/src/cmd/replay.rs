@@ -6,20 +6,17 @@
 //! - Wrapper, `nixcap replay FILE -- CMD ARGS…`: listen on a private socket,
 //!   run CMD with `NIX_REMOTE` pointing at it (with `?root=` of a temporary
 //!   store root holding the store objects that crossed the wire), and exit
-//!   with CMD's status — or with [`EXIT_DIVERGED`] under `--strict` when the
+//!   with CMD's status — or with [`DIVERGED`](crate::exit::DIVERGED) under `--strict` when the
 //!   replay diverged.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::wrap::{self, exit_code_of, Signals};
+use super::wrap::{self, Signals};
+use crate::exit;
 use anyhow::{bail, Context};
 use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot};
-
-/// Exit status of `--strict` when the replay diverged (and of standalone
-/// mode when it diverged).
-pub const EXIT_DIVERGED: u8 = 3;
 
 /// How requests are matched to recorded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,7 +120,7 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
             .context("finishing the replay")?;
         let diverged = finish_report(&report, args.report.as_deref())?;
         return Ok(if diverged {
-            ExitCode::from(EXIT_DIVERGED)
+            ExitCode::from(exit::DIVERGED)
         } else {
             ExitCode::SUCCESS
         });
@@ -146,9 +143,9 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
         .context("finishing the replay")?;
     let diverged = finish_report(&report, args.report.as_deref())?;
     if args.strict && diverged {
-        return Ok(ExitCode::from(EXIT_DIVERGED));
+        return Ok(ExitCode::from(exit::DIVERGED));
     }
-    Ok(exit_code_of(status))
+    Ok(exit::of_status(status))
 }
 
 /// Prints the report to stderr, writes the JSON file if asked, and tells

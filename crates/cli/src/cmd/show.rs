@@ -14,10 +14,7 @@ use nixcap_view::DecodedCapture;
 use nixcap_wire::ops::Op;
 
 use super::input::Input;
-use super::EXIT_TROUBLE;
-
-/// Exit status for a damaged capture (everything readable was shown).
-const EXIT_DAMAGED: u8 = 1;
+use crate::exit;
 
 /// When to colour the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(ops) => ops,
         Err(message) => {
             eprintln!("nixcap show: {message}");
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
     };
     let input = Input::parse(&args.file);
@@ -121,11 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(capture) => capture,
         Err(err) if err.is_unreadable() => {
             eprintln!("nixcap show: cannot read {name}: {}", err.kind);
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
         Err(err) => {
             eprint!("nixcap show: {name}: {}", damage_report(&err));
-            return Ok(ExitCode::from(EXIT_DAMAGED));
+            return Ok(ExitCode::from(exit::DAMAGED));
         }
     };
     let decoded = DecodedCapture::new(capture);
@@ -140,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ids.join(", ")
             }
         );
-        return Ok(ExitCode::from(EXIT_TROUBLE));
+        return Ok(ExitCode::from(exit::TROUBLE));
     }
     let stdout = io::stdout();
     let color = !args.json
@@ -168,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(out);
     if let Some(err) = &decoded.capture.damage {
         eprint!("nixcap show: {name}: {}", damage_report(err));
-        return Ok(ExitCode::from(EXIT_DAMAGED));
+        return Ok(ExitCode::from(exit::DAMAGED));
     }
     Ok(ExitCode::SUCCESS)
 }

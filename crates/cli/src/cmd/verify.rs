@@ -13,10 +13,7 @@ use std::process::ExitCode;
 use nixcap_capture::{Block, ReadError, Reader};
 
 use super::input::Input;
-use super::EXIT_TROUBLE;
-
-/// Exit status for a capture with damage.
-const EXIT_DAMAGED: u8 = 1;
+use crate::exit;
 
 /// Arguments of `nixcap verify`.
 #[derive(Debug, clap::Args)]
@@ -47,19 +44,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(file) => file,
         Err(err) => {
             writeln!(out, "{name}: UNREADABLE: cannot open: {err}")?;
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
     };
     let mut reader = match Reader::new(file) {
         Ok(reader) => reader,
         Err(err) if err.is_unreadable() => {
             writeln!(out, "{name}: UNREADABLE: {}", err.kind)?;
-            return Ok(ExitCode::from(EXIT_TROUBLE));
+            return Ok(ExitCode::from(exit::TROUBLE));
         }
         Err(err) => {
             writeln!(out, "{name}: DAMAGED")?;
             describe_damage(&mut out, &err, None)?;
-            return Ok(ExitCode::from(EXIT_DAMAGED));
+            return Ok(ExitCode::from(exit::DAMAGED));
         }
     };
     let mut problem = None;
@@ -109,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Some(err) if err.is_unreadable() => {
             writeln!(out, "{name}: UNREADABLE: {}", err.kind)?;
-            Ok(ExitCode::from(EXIT_TROUBLE))
+            Ok(ExitCode::from(exit::TROUBLE))
         }
         Some(err) => {
             writeln!(out, "{name}: DAMAGED")?;
@@ -125,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             );
             describe_damage(&mut out, &err, Some(&intact))?;
-            Ok(ExitCode::from(EXIT_DAMAGED))
+            Ok(ExitCode::from(exit::DAMAGED))
         }
     }
 }

@@ -7,13 +7,14 @@
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitCode, ExitStatus};
+use std::process::ExitStatus;
 
 use anyhow::Context;
 use tokio::process::Child;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::exit;
 
 /// The termination signals nixcap handles itself.
 pub struct Signals {
@@ -73,7 +74,7 @@ pub fn spawn(command: &[OsString], store_uri: &str, socket: &Path) -> Result<Chi
     let Some((program, args)) = command.split_first() else {
         return Err(SpawnError {
             message: "no command given".into(),
-            exit_code: 127,
+            exit_code: exit::NOT_FOUND,
         });
     };
     tokio::process::Command::new(program)
@@ -84,8 +85,8 @@ pub fn spawn(command: &[OsString], store_uri: &str, socket: &Path) -> Result<Chi
         .map_err(|error| SpawnError {
             message: format!("cannot run {}: {error}", Path::new(program).display()),
             exit_code: match error.kind() {
-                ErrorKind::NotFound => 127,
-                _ => 126,
+                ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => exit::CANNOT_RUN,
             },
         })
 }
@@ -99,18 +100,6 @@ pub struct SpawnError {
     pub exit_code: u8,
 }
 
-/// The exit status a shell reports for `status`: the code, or 128 + the
-/// signal that killed the command.
-pub fn exit_code_of(status: ExitStatus) -> ExitCode {
-    if let Some(code) = status.code() {
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
-    }
-    match status.signal() {
-        Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
-        None => ExitCode::FAILURE,
-    }
-}
-
 /// Passes a termination signal on to the command.
 #[allow(unsafe_code)] // Neither std nor tokio can send a signal other than SIGKILL to a child.
 fn forward_signal(child: &Child, signal: libc::c_int) {
@@ -122,19 +111,5 @@ fn forward_signal(child: &Child, signal: libc::c_int) {
     // it has), so it cannot have been reused by another process.
     unsafe {
         libc::kill(pid, signal);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_follow_the_shell() {
-        assert_eq!(
-            exit_code_of(ExitStatus::from_raw(3 << 8)),
-            ExitCode::from(3)
-        );
-        assert_eq!(exit_code_of(ExitStatus::from_raw(9)), ExitCode::from(137));
     }
 }
