@@ -7,12 +7,16 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::ops::Op;
-use crate::primitives::Reader;
-use crate::stderr::ActivityType;
+use crate::bytes::ByteString;
+use crate::handshake::{DaemonNixVersion, Trust};
+use crate::ops::{AddToStoreArgs, Op, Request};
+use crate::primitives::{Reader, Writer};
+use crate::stderr::{ActivityType, StderrMessage};
 use crate::types::{
-    BinaryBuiltOutput, BuildStatus, ClientSettings, ContentAddress, JsonBuiltOutput, OutputsSpec,
-    SubstitutablePathInfo, UnkeyedRealisation, ValidPathInfo,
+    BinaryBuiltOutput, BuildMode, BuildResult, BuildStatus, BuiltOutputs, ClientSettings,
+    ContentAddress, ContentAddressMethodWithAlgo, DerivedPath, JsonBuiltOutput, KeyedBuildResult,
+    OutputsSpec, RealisationJson, RealisationQueryResult, StorePath, SubstitutablePathInfo,
+    UnkeyedRealisation, UnkeyedValidPathInfo, ValidPathInfo,
 };
 use crate::version::ProtocolVersion;
 
