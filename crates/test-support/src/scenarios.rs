@@ -27,9 +27,11 @@ use crate::peer::Peer;
 
 mod fixture;
 mod run;
+mod values;
 
 pub use fixture::*;
 pub use run::*;
+pub use values::*;
 
 /// Placeholder for the working directory the steps run in.
 pub const WORK: &str = "@WORK@";

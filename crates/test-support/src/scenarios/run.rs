@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::HarnessError;
 use crate::peer::Peer;
 
-use super::fixture::{mask_volatile, sha256_hex};
+use super::values::{mask_volatile, sha256_hex};
 use super::{Expect, InputFile, InputKind, Scenario, Step, StoreRole, Stores, SOURCE_STORE, STORE};
 
 /// Why a scenario could not run to its end. A step that merely fails (a non-zero exit
