@@ -12,18 +12,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nixcap_wire::handshake::{DaemonNixVersion, FeatureList, HandshakePiece, Trust};
-use nixcap_wire::ops::{Request, Upload};
+use nixcap_wire::ops::{Reply, Request, Upload};
 use nixcap_wire::primitives::Writer;
 use nixcap_wire::session::{Direction, Event, EventKind, SessionDecoder};
 use nixcap_wire::stderr::{ErrorInfo, StderrMessage};
 use nixcap_wire::version::WORKER_MAGIC_1;
 use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
 
-use crate::key::request_key;
+use nixcap_wire::translate::{self, ReplyOutcome, Translation};
+
+use crate::key::neutral_key;
 use crate::matcher::LiveMatch;
-use crate::recorded::{RecConn, UploadDigest};
-use crate::report::{ConnectionProblem, Hang, Refusal, UnmatchedRequest, UploadMismatch};
-use crate::Shared;
+use crate::recorded::{Piece, RecConn, RecExchange, Send, UploadDigest};
+use crate::report::{
+    ConnectionProblem, DerivedAnswer, Hang, Refusal, TranslatedConnection, UnmatchedRequest,
+    Untranslated, UploadMismatch,
+};
+use crate::{Shared, VersionPolicy};
+
+/// Nix's default verbosity (`lvlInfo`), until the client's SetOptions says
+/// otherwise.
+const DEFAULT_VERBOSITY: u64 = 3;
+
+/// What [`Live::derive`] found for a request the capture has no unused
+/// answer to.
+enum Derived {
+    Nothing,
+    /// A recorded answer to serve again, and why.
+    Again((usize, usize), String),
+    /// The bytes of an answer made up from the capture, and how.
+    Made(Vec<u8>, String),
+}
 
 /// How a connection ended, when not by the client closing it.
 enum End {
@@ -41,6 +60,10 @@ pub(crate) struct Live {
     eof: bool,
     shared: Arc<Shared>,
     negotiated: Option<Negotiated>,
+    /// Whether recorded answers are re-encoded for this client's version.
+    translating: bool,
+    /// The verbosity of the client's last SetOptions.
+    verbosity: u64,
 }
 
 impl Live {
@@ -53,6 +76,8 @@ impl Live {
             eof: false,
             shared,
             negotiated: None,
+            translating: false,
+            verbosity: DEFAULT_VERBOSITY,
         }
     }
 
@@ -206,14 +231,28 @@ impl Live {
                 Some(HandshakePiece::ClientFeatures { .. }) => {}
                 _ => return Err(End::Close),
             }
-            let features = chosen
+            let recorded_features = chosen
                 .and_then(|c| c.daemon_features.clone())
-                .or_else(|| template.daemon_features.clone())
-                .unwrap_or_else(|| {
-                    let mut w = Writer::new();
-                    FeatureList::default().encode(&mut w);
-                    w.into_bytes()
-                });
+                .or_else(|| template.daemon_features.clone());
+            if recorded_features.is_none() && chosen.is_none() && self.translate_policy() {
+                self.note(
+                    &Translation {
+                        subject: "handshake".to_owned(),
+                        field: "features".to_owned(),
+                        action: translate::Action::Filled,
+                        detail: "exchanged from protocol 1.38; the recording did not carry the \
+                                 daemon's, so it offers none"
+                            .to_owned(),
+                    },
+                    &daemon_version.to_string(),
+                    &version.to_string(),
+                );
+            }
+            let features = recorded_features.unwrap_or_else(|| {
+                let mut w = Writer::new();
+                FeatureList::default().encode(&mut w);
+                w.into_bytes()
+            });
             self.send(&features)?;
         }
         if version.at_least(14) {
@@ -228,8 +267,12 @@ impl Live {
                 _ => return Err(End::Close),
             }
         }
-        let Some(chosen) = chosen else {
-            return self.refuse(template, client_version, version);
+        let chosen = match chosen {
+            Some(chosen) => chosen,
+            None if self.translate_policy() => {
+                return self.serve_translated(template, client_version, version);
+            }
+            None => return self.refuse(template, client_version, version),
         };
         self.send(&chosen.daemon_post)?;
         if !chosen.handshake_complete {
@@ -253,6 +296,222 @@ impl Live {
         let result = self.request_loop(&mut live);
         self.shared.lock_matcher().release(&mut live);
         result
+    }
+
+    fn translate_policy(&self) -> bool {
+        self.shared.options.version_policy == VersionPolicy::Translate
+    }
+
+    /// Counts a translation in the report.
+    fn note(&self, note: &Translation, from: &str, to: &str) {
+        self.shared
+            .with_report(|r| r.count_translation(note, from, to));
+    }
+
+    /// Ends the handshake for a client of a version the capture does not
+    /// hold, with the recorded daemon's fields in the client's layout, and
+    /// serves it with re-encoded answers.
+    fn serve_translated(
+        &mut self,
+        template: &RecConn,
+        client_version: ProtocolVersion,
+        version: ProtocolVersion,
+    ) -> Step<()> {
+        let recorded = Arc::clone(&self.shared.recorded);
+        let template = recorded
+            .connections
+            .iter()
+            .find(|c| c.handshake_complete && c.daemon_hello.is_some())
+            .unwrap_or(template);
+        let live = self
+            .decoder
+            .negotiated()
+            .cloned()
+            .unwrap_or_else(|| Negotiated::new(version));
+        let from = template
+            .negotiated
+            .as_ref()
+            .map(|n| n.version.to_string())
+            .unwrap_or_default();
+        let to = live.version.to_string();
+        let recorded_versions: Vec<String> = recorded
+            .client_versions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.shared.with_report(|r| {
+            r.translated.push(TranslatedConnection {
+                connection: self.id,
+                client_version: client_version.to_string(),
+                negotiated: to.clone(),
+                recorded_versions,
+            })
+        });
+        let post =
+            translate::daemon_post(template.daemon_nix_version.as_ref(), template.trust, &live);
+        for note in &post.notes {
+            self.note(note, &from, &to);
+        }
+        let mut bytes = post.value;
+        let recorded_n = template
+            .negotiated
+            .clone()
+            .unwrap_or_else(|| Negotiated::new(version));
+        for message in &template.drain {
+            let translated = translate::stderr(message, &recorded_n, &live, self.verbosity);
+            for note in &translated.notes {
+                self.note(note, &from, &to);
+            }
+            if let Some(message) = translated.value {
+                bytes.extend_from_slice(&message.to_bytes());
+            }
+        }
+        self.send(&bytes)?;
+        if !template.handshake_complete {
+            return Err(End::Close);
+        }
+        self.negotiated = Some(live);
+        self.translating = true;
+        let mut live_match = LiveMatch::new(self.id, client_version);
+        let result = self.request_loop(&mut live_match);
+        self.shared.lock_matcher().release(&mut live_match);
+        result
+    }
+
+    /// Translation only: an answer for a request the capture has no unused
+    /// answer to, which a client of another version asks where the recorded
+    /// client did not. Either a recorded answer to serve again (read-only
+    /// queries), or the bytes of an answer made up from the capture with a
+    /// note saying how.
+    fn derive(
+        &self,
+        live: &mut LiveMatch,
+        key: &serde_json::Value,
+        request: &Request,
+        negotiated: &Negotiated,
+    ) -> Derived {
+        let answer = |reply: Reply| {
+            let mut w = Writer::new();
+            StderrMessage::Last.encode(&mut w);
+            reply.encode(&mut w, negotiated);
+            w.into_bytes()
+        };
+        match request {
+            // daemon.cc: AddTempRoot registers the root, logs nothing and
+            // answers 1, at every version.
+            Request::AddTempRoot { .. } => Derived::Made(
+                answer(Reply::AddTempRoot { result: 1 }),
+                "a daemon answers AddTempRoot with 1 and no log".to_owned(),
+            ),
+            Request::IsValidPath { path } => {
+                let validity = self.shared.lock_matcher().implied_validity(path);
+                match validity {
+                    Some(valid) => Derived::Made(
+                        answer(Reply::IsValidPath { valid }),
+                        format!(
+                            "{} as the capture shows at this point",
+                            if valid { "valid" } else { "invalid" }
+                        ),
+                    ),
+                    None => Derived::Nothing,
+                }
+            }
+            Request::QueryPathInfo { .. }
+            | Request::QueryValidPaths { .. }
+            | Request::QueryReferrers { .. }
+            | Request::QueryDerivationOutputMap { .. }
+            | Request::QueryPathFromHashPart { .. }
+            | Request::QueryValidDerivers { .. } => {
+                let again = self.shared.lock_matcher().find_again(live, key);
+                match again {
+                    Some((c, e)) => {
+                        let conn = &self.shared.recorded.connections[c];
+                        let how = format!(
+                            "the recorded answer of recorded connection {} op {} served again",
+                            conn.conn, conn.exchanges[e].seq
+                        );
+                        Derived::Again((c, e), how)
+                    }
+                    None => Derived::Nothing,
+                }
+            }
+            _ => Derived::Nothing,
+        }
+    }
+
+    fn note_derived(&self, seq: u64, request: &Request, how: String) {
+        self.shared.with_report(|r| {
+            r.derived.push(DerivedAnswer {
+                connection: self.id,
+                seq,
+                op: request.op().name().to_owned(),
+                key_argument: request.key_argument(),
+                how,
+            })
+        });
+    }
+
+    /// The recorded daemon messages of `exchange`, re-encoded from the
+    /// recorded negotiation `from` for the live one `to`, with the changes
+    /// made.
+    fn translated_sends(
+        &self,
+        exchange: &RecExchange,
+        from: &Negotiated,
+        to: &Negotiated,
+    ) -> Result<(Vec<Send>, Vec<Translation>), translate::Untranslatable> {
+        let mut sends: Vec<Send> = Vec::with_capacity(exchange.sends.len());
+        let mut notes = Vec::new();
+        for send in &exchange.sends {
+            match &send.piece {
+                Piece::Verbatim => sends.push(send.clone()),
+                Piece::Stderr(message) => {
+                    let translated = translate::stderr(message, from, to, self.verbosity);
+                    notes.extend(translated.notes);
+                    if let Some(message) = translated.value {
+                        sends.push(Send {
+                            bytes: message.to_bytes(),
+                            after_nanos: send.after_nanos,
+                            read: send.read,
+                            piece: Piece::Stderr(message),
+                        });
+                    }
+                }
+                Piece::Reply(reply) => {
+                    let translated = translate::reply(exchange.request.as_ref(), reply, from, to)?;
+                    notes.extend(translated.notes);
+                    match translated.value {
+                        ReplyOutcome::Reply(reply) => {
+                            let mut w = Writer::new();
+                            reply.encode(&mut w, to);
+                            sends.push(Send {
+                                bytes: w.into_bytes(),
+                                after_nanos: send.after_nanos,
+                                read: false,
+                                piece: Piece::Reply(reply),
+                            });
+                        }
+                        ReplyOutcome::Error(info) => {
+                            // The error takes the place of STDERR_LAST and the reply.
+                            if matches!(
+                                sends.last().map(|s| &s.piece),
+                                Some(Piece::Stderr(StderrMessage::Last))
+                            ) {
+                                sends.pop();
+                            }
+                            let message = StderrMessage::Error(info);
+                            sends.push(Send {
+                                bytes: message.to_bytes(),
+                                after_nanos: send.after_nanos,
+                                read: false,
+                                piece: Piece::Stderr(message),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok((sends, notes))
     }
 
     /// Ends the handshake with an error saying which versions the capture
@@ -361,10 +620,28 @@ impl Live {
             .clone()
             .unwrap_or_else(|| Negotiated::new(live.version));
         let upload = op.upload(&negotiated);
-        let key = request_key(&request);
+        if let Request::SetOptions { settings } = &request {
+            self.verbosity = settings.verbosity;
+        }
+        let key = neutral_key(&request, &negotiated);
         let key_argument = request.key_argument();
-        let found = self.shared.lock_matcher().find(live, &key);
+        let mut found = self.shared.lock_matcher().find(live, &key);
+        let mut derived = None;
+        if found.is_none() && self.translating {
+            match self.derive(live, &key, &request, &negotiated) {
+                Derived::Nothing => {}
+                Derived::Again(at, how) => {
+                    found = Some(at);
+                    self.note_derived(seq, &request, how);
+                }
+                Derived::Made(bytes, how) => derived = Some((bytes, how)),
+            }
+        }
         let mut digest = self.consume_upload(seq, upload)?;
+        if let Some((bytes, how)) = derived {
+            self.note_derived(seq, &request, how);
+            return self.send(&bytes);
+        }
         let recorded = Arc::clone(&self.shared.recorded);
         let Some((c, e)) = found else {
             self.shared.with_report(|r| {
@@ -383,10 +660,44 @@ impl Live {
             return self.send(&bytes);
         };
         let exchange = &recorded.connections[c].exchanges[e];
+        let recorded_n = recorded.connections[c].negotiated.clone();
+        let translated;
+        let sends: &[Send] = match recorded_n {
+            Some(from) if self.translating && from != negotiated => {
+                match self.translated_sends(exchange, &from, &negotiated) {
+                    Ok((sends, notes)) => {
+                        let (from, to) = (from.version.to_string(), negotiated.version.to_string());
+                        for note in &notes {
+                            self.note(note, &from, &to);
+                        }
+                        translated = sends;
+                        &translated
+                    }
+                    Err(refused) => {
+                        self.shared.with_report(|r| {
+                            r.untranslatable.push(Untranslated {
+                                connection: self.id,
+                                seq,
+                                op: op.name().to_owned(),
+                                key_argument: key_argument.clone(),
+                                reason: refused.to_string(),
+                            })
+                        });
+                        let message = format!(
+                            "nixcap replay: the recorded answer to {} cannot be translated: {refused}",
+                            op.name()
+                        );
+                        let bytes = error_message(negotiated.version, &message).to_bytes();
+                        return self.send(&bytes);
+                    }
+                }
+            }
+            _ => &exchange.sends,
+        };
         self.shared.with_report(|r| r.served += 1);
         let start = Instant::now();
         let speed = self.shared.options.speed;
-        for piece in &exchange.sends {
+        for piece in sends {
             if speed > 0.0 {
                 let due = Duration::from_secs_f64(piece.after_nanos as f64 / 1e9 / speed);
                 let elapsed = start.elapsed();

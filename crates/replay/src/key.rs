@@ -9,9 +9,30 @@
 //! client run in another working directory asks for `<elsewhere>/result`,
 //! which should still match the recorded `<workdir>/result`, so only the
 //! root's file name is kept.
+//!
+//! Recorded and live requests are compared in one version-neutral form
+//! ([`neutral_key`]): each is first translated to the latest protocol
+//! version ([`nixcap_wire::translate::request`]), so that, say, the legacy
+//! AddToStore arguments below 1.25 and a QueryValidPaths without the
+//! `substitute` flag below 1.27 compare equal to their newer forms.
 
 use nixcap_wire::ops::Request;
+use nixcap_wire::{Negotiated, ProtocolVersion};
 use serde_json::Value;
+
+/// The key of `request`, decoded at `negotiated`, in the form of the
+/// latest protocol version; the plain [`request_key`] when the request has
+/// no such form.
+pub fn neutral_key(request: &Request, negotiated: &Negotiated) -> Value {
+    let latest = Negotiated::new(ProtocolVersion::LATEST);
+    if negotiated.version == latest.version && negotiated.features.is_empty() {
+        return request_key(request);
+    }
+    match nixcap_wire::translate::request(request, negotiated, &latest) {
+        Ok(translated) => request_key(&translated.value),
+        Err(_) => request_key(request),
+    }
+}
 
 /// The normalised key of `request`. Two requests with equal keys are served
 /// the same recorded answer.

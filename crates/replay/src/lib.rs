@@ -18,7 +18,10 @@
 //!   request (the default), or by request with reuse of answers.
 //! * A request the capture cannot answer gets a `STDERR_ERROR` naming the op
 //!   and its key argument, so the client fails at once; so does a client of
-//!   another protocol version, during the handshake.
+//!   another protocol version, during the handshake, unless
+//!   [`VersionPolicy::Translate`] is chosen: then its handshake is
+//!   negotiated as the recorded daemon would, and the recorded answers are
+//!   re-encoded for its version.
 //! * An op whose recorded answer ends early (the capture was cut) is
 //!   reported as a hang and its connection closed, instead of leaving the
 //!   client waiting.
@@ -46,8 +49,8 @@ use nixcap_view::DecodedCapture;
 pub use key::request_key;
 pub use nixcap_socket::{ListenError, MAX_SOCKET_PATH};
 pub use report::{
-    ConnectionProblem, DivergenceReport, Hang, Refusal, UnmatchedRequest, UnusedExchange,
-    UploadMismatch,
+    AppliedTranslation, ConnectionProblem, DerivedAnswer, DivergenceReport, Hang, Refusal,
+    TranslatedConnection, UnmatchedRequest, Untranslated, UnusedExchange, UploadMismatch,
 };
 pub use store_root::{Materialised, StoreRootError};
 
@@ -66,6 +69,23 @@ pub enum MatchMode {
     Keyed,
     /// As `Keyed`, but recorded answers may be served again.
     Reuse,
+}
+
+/// What to do with a client whose protocol version no recorded connection
+/// has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionPolicy {
+    /// End the handshake with an error naming the recorded versions.
+    #[default]
+    Refuse,
+    /// Serve it: negotiate the version the client and the recorded daemon
+    /// agree on, match its requests in a version-neutral form, and
+    /// re-encode the recorded answers for it
+    /// ([`nixcap_wire::translate`]); every change made is listed in the
+    /// report's `translations`, and an answer that cannot be expressed at
+    /// the client's version in its `untranslatable`.
+    Translate,
 }
 
 /// Where the store root goes.
@@ -94,6 +114,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// Where to materialise store objects.
     pub store_root: StoreRoot,
+    /// Clients of a protocol version the capture does not hold.
+    pub version_policy: VersionPolicy,
 }
 
 impl Default for Options {
@@ -103,6 +125,7 @@ impl Default for Options {
             speed: 0.0,
             socket: None,
             store_root: StoreRoot::Temp,
+            version_policy: VersionPolicy::Refuse,
         }
     }
 }
@@ -129,6 +152,12 @@ impl Options {
     /// Sets where store objects go.
     pub fn store_root(mut self, root: StoreRoot) -> Self {
         self.store_root = root;
+        self
+    }
+
+    /// Sets what happens to clients of another protocol version.
+    pub fn version_policy(mut self, policy: VersionPolicy) -> Self {
+        self.version_policy = policy;
         self
     }
 }
@@ -270,7 +299,11 @@ impl Server {
             file: socket_file,
         } = nixcap_socket::bind(&socket_path, 0o600)?;
         let shared = Arc::new(Shared {
-            matcher: Mutex::new(Matcher::new(options.match_mode, Arc::clone(&recorded))),
+            matcher: Mutex::new(Matcher::new(
+                options.match_mode,
+                options.version_policy,
+                Arc::clone(&recorded),
+            )),
             recorded,
             options,
             report: Mutex::new(DivergenceReport::default()),

@@ -14,15 +14,19 @@
 //! * `reuse`: as `keyed`, but when every matching op was used, the most
 //!   recent one is served again.
 //!
-//! Only recorded connections of the live client's protocol version answer.
+//! Only recorded connections of the live client's protocol version answer;
+//! when versions are translated and the capture holds none of that
+//! version, every recorded connection does.
 
 use std::sync::Arc;
 
+use nixcap_wire::ops::{Reply, Request};
+use nixcap_wire::types::StorePath;
 use nixcap_wire::ProtocolVersion;
 use serde_json::Value;
 
 use crate::recorded::Recorded;
-use crate::MatchMode;
+use crate::{MatchMode, VersionPolicy};
 
 /// What the matcher knows about one live connection.
 #[derive(Debug)]
@@ -53,6 +57,7 @@ impl LiveMatch {
 #[derive(Debug)]
 pub(crate) struct Matcher {
     mode: MatchMode,
+    policy: VersionPolicy,
     recorded: Arc<Recorded>,
     /// How many times each recorded op was served.
     uses: Vec<Vec<u32>>,
@@ -64,7 +69,7 @@ pub(crate) struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(mode: MatchMode, recorded: Arc<Recorded>) -> Self {
+    pub fn new(mode: MatchMode, policy: VersionPolicy, recorded: Arc<Recorded>) -> Self {
         let uses = recorded
             .connections
             .iter()
@@ -80,6 +85,7 @@ impl Matcher {
         order.sort_by_key(|&(c, e)| (recorded.connections[c].exchanges[e].start_nanos, c, e));
         Matcher {
             mode,
+            policy,
             recorded,
             uses,
             owner,
@@ -97,7 +103,10 @@ impl Matcher {
     }
 
     fn version_fits(&self, c: usize, live: &LiveMatch) -> bool {
-        self.recorded.connections[c].client_version == Some(live.version)
+        let same = |c: &crate::recorded::RecConn| c.client_version == Some(live.version);
+        same(&self.recorded.connections[c])
+            || (self.policy == VersionPolicy::Translate
+                && !self.recorded.connections.iter().any(same))
     }
 
     /// Finds the recorded op that answers `key` on `live`, and marks it used.
@@ -210,6 +219,45 @@ impl Matcher {
             live.bound = Some(c);
         }
         Some((c, e))
+    }
+
+    /// Translation only: the most recently served recorded answer to `key`,
+    /// served again, for a read-only query that a client of another version
+    /// asks more often than the recorded client did.
+    pub fn find_again(&mut self, live: &mut LiveMatch, key: &Value) -> Option<(usize, usize)> {
+        let (c, e) = self.order.iter().copied().rev().find(|&(c, e)| {
+            self.version_fits(c, live) && self.key_at(c, e) == Some(key) && self.uses[c][e] > 0
+        })?;
+        self.uses[c][e] += 1;
+        Some((c, e))
+    }
+
+    /// Translation only: whether the capture says `path` is valid at this
+    /// point of the replay. The first recorded op that tells decides: an
+    /// AddToStore (or AddTextToStore) that created it makes it valid once
+    /// served and invalid before; a QueryPathInfo or IsValidPath of it
+    /// gives its answer. `None` when no recorded op tells.
+    pub fn implied_validity(&self, path: &StorePath) -> Option<bool> {
+        for &(c, e) in &self.order {
+            let exchange = &self.recorded.connections[c].exchanges[e];
+            let asked = match &exchange.request {
+                Some(Request::QueryPathInfo { path: p } | Request::IsValidPath { path: p }) => {
+                    p == path
+                }
+                _ => false,
+            };
+            match exchange.reply() {
+                Some(Reply::AddToStore { path: p, .. } | Reply::AddTextToStore { path: p })
+                    if p == path =>
+                {
+                    return Some(self.uses[c][e] > 0);
+                }
+                Some(Reply::QueryPathInfo { info }) if asked => return Some(info.is_some()),
+                Some(Reply::IsValidPath { valid }) if asked => return Some(*valid),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Called when a live connection ends.

@@ -10,14 +10,14 @@
 use nixcap_capture::Direction as CaptureDirection;
 use nixcap_view::{DecodedCapture, DecodedConnection};
 use nixcap_wire::handshake::{HandshakePiece, Trust};
-use nixcap_wire::ops::Op;
+use nixcap_wire::ops::{Op, Reply, Request};
 use nixcap_wire::session::{Direction, EventKind};
 use nixcap_wire::stderr::StderrMessage;
 use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::key::request_key;
+use crate::key::neutral_key;
 
 /// Daemon bytes to send, with the time they were recorded.
 #[derive(Debug, Clone)]
@@ -27,6 +27,19 @@ pub(crate) struct Send {
     pub after_nanos: u64,
     /// Whether this is a `STDERR_READ`, after which the client answers.
     pub read: bool,
+    /// What the bytes decoded to, for re-encoding at another version.
+    pub piece: Piece,
+}
+
+/// The decoded form of a [`Send`].
+#[derive(Debug, Clone)]
+pub(crate) enum Piece {
+    /// A log message or error.
+    Stderr(StderrMessage),
+    /// The reply after `STDERR_LAST`.
+    Reply(Reply),
+    /// Anything else (a NAR being downloaded): the same at every version.
+    Verbatim,
 }
 
 /// A digest of an upload's payload.
@@ -53,6 +66,8 @@ pub(crate) struct RecExchange {
     pub seq: u64,
     pub op: Option<Op>,
     pub op_name: String,
+    /// The recorded request, decoded at the connection's negotiation.
+    pub request: Option<Request>,
     pub key: Value,
     pub key_argument: Option<String>,
     pub start_nanos: u64,
@@ -60,6 +75,16 @@ pub(crate) struct RecExchange {
     pub upload: UploadDigest,
     /// Why the recorded daemon side of the op is incomplete, if it is.
     pub incomplete: Option<String>,
+}
+
+impl RecExchange {
+    /// The recorded reply, if the daemon sent one.
+    pub fn reply(&self) -> Option<&Reply> {
+        self.sends.iter().find_map(|send| match &send.piece {
+            Piece::Reply(reply) => Some(reply),
+            _ => None,
+        })
+    }
 }
 
 /// One recorded connection.
@@ -75,6 +100,9 @@ pub(crate) struct RecConn {
     pub trust: Option<Trust>,
     /// Nix version, trust and the drain messages, as recorded.
     pub daemon_post: Vec<u8>,
+    /// The drain messages alone (the log of the handshake, up to
+    /// `STDERR_LAST`), decoded.
+    pub drain: Vec<StderrMessage>,
     /// Whether the recorded drain ended with `STDERR_LAST`.
     pub handshake_complete: bool,
     pub exchanges: Vec<RecExchange>,
@@ -136,19 +164,25 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
         daemon_nix_version: session.daemon_nix_version.clone(),
         trust: session.trust,
         daemon_post: Vec::new(),
+        drain: Vec::new(),
         handshake_complete: false,
         exchanges: connection
             .exchanges
             .iter()
             .map(|exchange| {
+                let negotiated = session
+                    .negotiated
+                    .clone()
+                    .unwrap_or_else(|| Negotiated::new(ProtocolVersion::MIN));
                 let (key, key_argument) = match &exchange.request {
-                    Some(request) => (request_key(request), request.key_argument()),
+                    Some(request) => (neutral_key(request, &negotiated), request.key_argument()),
                     None => (Value::Null, None),
                 };
                 RecExchange {
                     seq: exchange.seq,
                     op: exchange.op,
                     op_name: exchange.op_name(),
+                    request: exchange.request.clone(),
                     key,
                     key_argument,
                     start_nanos: exchange.start_nanos,
@@ -173,6 +207,7 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                 }
                 HandshakePiece::DaemonStderr { message } => {
                     rec.daemon_post.extend_from_slice(&bytes);
+                    rec.drain.push(message.clone());
                     if matches!(message, StderrMessage::Last) {
                         rec.handshake_complete = true;
                     }
@@ -199,13 +234,18 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                 let after_nanos = timed.t_nanos.saturating_sub(exchange.start_nanos);
                 let bytes = slice(daemon, event.offset, event.len);
                 let mut read = false;
+                let mut piece = Piece::Verbatim;
                 match &event.kind {
-                    EventKind::Stderr { message, .. } => match message {
-                        StderrMessage::Read { .. } => read = true,
-                        StderrMessage::Error(_) => exchange.incomplete = None,
-                        _ => {}
-                    },
-                    EventKind::Reply { .. } => {
+                    EventKind::Stderr { message, .. } => {
+                        piece = Piece::Stderr(message.clone());
+                        match message {
+                            StderrMessage::Read { .. } => read = true,
+                            StderrMessage::Error(_) => exchange.incomplete = None,
+                            _ => {}
+                        }
+                    }
+                    EventKind::Reply { reply, .. } => {
+                        piece = Piece::Reply((**reply).clone());
                         if exchange.op == Some(Op::NarFromPath) {
                             exchange.incomplete = Some(
                                 "the capture ends inside the NAR the daemon was sending".to_owned(),
@@ -233,6 +273,7 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                     bytes,
                     after_nanos,
                     read,
+                    piece,
                 });
             }
         }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use super::wrap::{self, Signals};
 use crate::exit;
 use anyhow::{bail, Context};
-use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot};
+use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot, VersionPolicy};
 
 /// How requests are matched to recorded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,13 +29,23 @@ pub enum Match {
     Reuse,
 }
 
+/// What to do with a client of a protocol version the capture does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Versions {
+    /// End its handshake with an error naming the recorded versions.
+    Refuse,
+    /// Negotiate its version and re-encode the recorded answers for it.
+    Translate,
+}
+
 /// Arguments of `nixcap replay`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Exit status: in wrapper mode, the command's status; with --strict, 3 when the replay diverged \
 (a request not in the capture, a different upload, a client stuck in an op the capture cannot \
-finish, a refused protocol version). Standalone mode exits 0, or 3 when the replay diverged. \
-2 means the replay could not run.")]
+finish, a refused protocol version, an answer that cannot be translated for the client's \
+version). Standalone mode exits 0, or 3 when the replay diverged. 2 means the replay could not \
+run.")]
 pub struct Args {
     /// The capture to serve.
     #[arg(value_name = "FILE")]
@@ -60,6 +70,12 @@ pub struct Args {
     /// mode, none in standalone mode.
     #[arg(long, value_name = "DIR")]
     pub store_root: Option<PathBuf>,
+
+    /// Clients of a protocol version the capture does not hold: refuse them,
+    /// or translate the recorded answers for them (the report lists every
+    /// field dropped, filled in or converted).
+    #[arg(long, value_enum, default_value = "refuse", value_name = "POLICY")]
+    pub version_policy: Versions,
 
     /// Exit with status 3 when the replay diverged.
     #[arg(long)]
@@ -100,6 +116,10 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
             Match::Reuse => MatchMode::Reuse,
         })
         .speed(args.speed)
+        .version_policy(match args.version_policy {
+            Versions::Refuse => VersionPolicy::Refuse,
+            Versions::Translate => VersionPolicy::Translate,
+        })
         .store_root(store_root);
     if let Some(listen) = &args.listen {
         options = options.socket(listen);

@@ -45,10 +45,10 @@ fn record(peer: &Peer, scenario: &Scenario) -> (Vec<StepRecord>, Capture) {
 /// What a client step printed against the replayer, with the same placeholders as the
 /// recorded run.
 #[derive(Debug)]
-struct Replayed {
-    stdout: String,
-    stderr: String,
-    exit_code: Option<i32>,
+pub(super) struct Replayed {
+    pub(super) stdout: String,
+    pub(super) stderr: String,
+    pub(super) exit_code: Option<i32>,
 }
 
 /// Runs the main-store steps of a recorded run against `server`, in a fresh working
@@ -65,7 +65,7 @@ fn replay_steps(
 /// Runs the steps of a recorded run against `server` (the main store) and `source` (the
 /// source store, when there is one), in a fresh working directory holding the scenario's
 /// inputs. Steps against a store without a replayer are skipped.
-fn replay_steps_on(
+pub(super) fn replay_steps_on(
     peer: &Peer,
     scenario: &Scenario,
     steps: &[StepRecord],
