@@ -41,7 +41,7 @@ enum Command {
     Check(cmd::check::Args),
     /// Scrub secrets from a capture before sharing it.
     Redact(cmd::redact::Args),
-    /// Export a capture to pcapng for Wireshark, or captures to a Parquet op table.
+    /// Export a capture to pcapng for Wireshark or as a Chrome trace, or captures to a Parquet op table.
     Export(cmd::export::Args),
 }
 

@@ -27,6 +27,7 @@
 //! workspace supports. Writing the four block layouts directly costs about a
 //! hundred lines, tested here and read back by tshark in the command's tests.
 
+pub mod chrome;
 pub mod optable;
 pub mod parquet;
 pub mod pcapng;

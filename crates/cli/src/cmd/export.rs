@@ -1,23 +1,31 @@
-//! `nixcap export`: write a capture as pcapng for Wireshark and tshark, or
-//! captures as a Parquet op table for DuckDB, Spark or Trino.
+//! `nixcap export`: write a capture as pcapng for Wireshark and tshark or as
+//! a Chrome trace for trace viewers, or captures as a Parquet op table for
+//! DuckDB, Spark or Trino.
 //!
 //! pcapng: each connection becomes a synthetic TCP connection on loopback,
 //! with the original timestamps and op names in packet comments; see
-//! `nixcap_export` for the layout. Parquet: one row per operation, see
+//! `nixcap_export` for the layout. Chrome trace: one track per connection,
+//! ops and daemon activities as slices, written as the capture is read with
+//! a progress bar on stderr when it is a terminal; see
+//! `nixcap_export::chrome`. Parquet: one row per operation, see
 //! `nixcap_export::optable` and `nixcap_export::parquet`.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use nixcap_export::chrome::export_chrome_trace;
 use nixcap_export::optable::op_rows;
 use nixcap_export::parquet::{part_name, write_parquet_file, write_partitioned};
 use nixcap_export::{export_pcapng, ExportOptions};
+use nixcap_view::stream::EventStream;
+use nixcap_view::text::damage_report;
 use nixcap_view::DecodedCapture;
 
 use super::input::Input;
+use super::progress::Progress;
 
 /// What `nixcap export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -26,6 +34,10 @@ pub enum Format {
     Pcapng,
     /// A Parquet table with one row per operation (any number of captures).
     Parquet,
+    /// A Chrome trace (Trace Event format JSON) for Perfetto UI, Chromium's
+    /// DevTools and other trace viewers (one capture in, one file out).
+    #[value(alias = "perfetto")]
+    ChromeTrace,
 }
 
 /// Arguments of `nixcap export`.
@@ -44,6 +56,13 @@ start_time (UTC), duration_ns, bytes_client_to_daemon, bytes_daemon_to_client, s
 unfinished), result, error, paths. OUT is one file, or with --partitioned a directory of \
 Hive-style partitions OUT/date=YYYY-MM-DD/host=HOST/<capture>-<hash>.parquet (date and host then \
 come from the directory names).
+
+--format chrome-trace (alias perfetto): a JSON trace for ui.perfetto.dev, Chromium's DevTools or \
+any reader of the Trace Event format. Each connection is a process with one thread of ops, each op \
+a slice from request to reply, each daemon activity an async slice nested by its parent and named \
+by its text (type, fields and results as args), each log line an instant, and the connection's \
+open, handshake and close instants too. It is written as the capture is read, with a progress \
+bar when stderr is a terminal. See docs/TRACE.md.
 
 Exit status: 0 when the output was written (a damaged capture is warned about, and what \
 precedes the damage is exported), 2 when a capture cannot be read or the output not written.")]
@@ -100,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Pcapng => run_pcapng(args),
         Format::Parquet => run_parquet(args),
+        Format::ChromeTrace => run_chrome_trace(&args),
     }
 }
 
@@ -163,6 +183,51 @@ fn run_parquet(args: Args) -> anyhow::Result<ExitCode> {
         total_rows,
         args.inputs.len(),
         files
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_chrome_trace(args: &Args) -> anyhow::Result<ExitCode> {
+    let [input] = args.inputs.as_slice() else {
+        bail!(
+            "chrome-trace export takes exactly one capture (got {})",
+            args.inputs.len()
+        );
+    };
+    if args.partitioned {
+        bail!("--partitioned applies to --format parquet only");
+    }
+    let input = Input::parse(input);
+    let name = input.name();
+    let mut reader = input.open().with_context(|| format!("reading {name}"))?;
+    let total = reader
+        .seek(SeekFrom::End(0))
+        .and_then(|len| reader.rewind().map(|()| len))
+        .with_context(|| format!("reading {name}"))?;
+    let stream = EventStream::new(reader).with_context(|| format!("reading {name}"))?;
+    let out = File::create(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let mut progress = Progress::new(io::stderr().is_terminal(), total);
+    let summary = export_chrome_trace(stream, BufWriter::new(out), &mut |done| {
+        progress.update(done);
+    })
+    .context("exporting")?;
+    progress.finish();
+    if let Some(damage) = &summary.damage {
+        eprintln!(
+            "nixcap: warning: {name}: {}  the trace holds what precedes the damage",
+            damage_report(damage)
+        );
+    }
+    writeln!(
+        io::stdout().lock(),
+        "{}: {} connections, {} ops, {} activities, {} log lines, {} trace events",
+        args.output.display(),
+        summary.connections,
+        summary.ops,
+        summary.activities,
+        summary.log_lines,
+        summary.events
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod info;
 pub mod input;
 pub mod log;
+pub mod progress;
 pub mod record;
 pub mod redact;
 pub mod replay;
