@@ -16,3 +16,4 @@ mod replay; // Real Nix clients against replayed captures (library `Server` and 
 mod replay_versions; // Captures of one Nix version replayed to clients of another, against live runs.
 mod report_kit; // Bug reports: `nixcap redact` on real client runs and `nixcap export` read by tshark.
 mod show; // The text and JSON Lines views of captures (`nixcap show`).
+mod trace; // `nixcap export --format chrome-trace`, loaded by Chromium's DevTools.
