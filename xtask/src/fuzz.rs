@@ -6,8 +6,8 @@
 //! Seeds (written under `fuzz/corpus/<target>/`, which git ignores):
 //! - `session`, `nar`: `fuzz/seed-corpus.py` (real connections of
 //!   `testdata/real-sessions`, NARs of `testdata/nix-upstream/nars`);
-//! - `capture_read`: every file of `testdata/corrupt/` and every fixture
-//!   capture of `testdata/captures/` up to the input size limit;
+//! - `capture_read`, `timeline`: every file of `testdata/corrupt/` and every
+//!   fixture capture of `testdata/captures/` up to the input size limit;
 //! - `replay_match`: the client side of every real connection of
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
 //!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
@@ -32,6 +32,7 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("replay_match", Some(65536)),
     ("client", Some(65536)),
     ("check", Some(65536)),
+    ("timeline", Some(65536)),
 ];
 
 /// Default time per target.
@@ -136,7 +137,7 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 bail!("fuzz/seed-corpus.py failed ({status})");
             }
         }
-        "capture_read" => {
+        "capture_read" | "timeline" => {
             let mut files = files_in(&testdata.join("corrupt"))?;
             for dir in files_in(&testdata.join("captures"))? {
                 if dir.is_dir() {

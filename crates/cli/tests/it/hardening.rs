@@ -852,7 +852,24 @@ const READERS: &[Reader] = &[
         name: "export",
         allowed: &[0, 2],
     },
+    Reader {
+        name: "export-trace",
+        allowed: &[0, 2],
+    },
+    Reader {
+        name: "log",
+        allowed: &[0, 1, 2],
+    },
 ];
+
+/// The command words of a reader: its name, or `export --format chrome-trace` for
+/// `export-trace`.
+fn subcommand(name: &str) -> Vec<&str> {
+    match name {
+        "export-trace" => vec!["export", "--format", "chrome-trace"],
+        other => vec![other],
+    }
+}
 
 fn run_reader(reader: &Reader, input: &Path, out_dir: &Path, tag: usize) -> Output {
     let mut command = Command::new("prlimit");
@@ -860,9 +877,9 @@ fn run_reader(reader: &Reader, input: &Path, out_dir: &Path, tag: usize) -> Outp
         .arg(format!("--as={MEMORY_LIMIT}"))
         .arg("--")
         .arg(NIXCAP)
-        .arg(reader.name);
+        .args(subcommand(reader.name));
     match reader.name {
-        "show" | "info" | "verify" => {
+        "show" | "info" | "verify" | "log" => {
             command.arg(input);
         }
         "diff" => {
@@ -873,7 +890,7 @@ fn run_reader(reader: &Reader, input: &Path, out_dir: &Path, tag: usize) -> Outp
         "replay" => {
             command.arg(input).arg("--").arg("true");
         }
-        "redact" | "export" => {
+        "redact" | "export" | "export-trace" => {
             command
                 .arg(input)
                 .arg("-o")
@@ -981,7 +998,7 @@ fn every_capture_reader_documents_its_exit_statuses() {
     let mut undocumented = Vec::new();
     for reader in READERS {
         let output = Command::new(NIXCAP)
-            .arg(reader.name)
+            .args(subcommand(reader.name))
             .arg("--help")
             .output()
             .unwrap();
