@@ -57,14 +57,26 @@ fn run_peer_client_as_nobody(test_name: &str, socket: &Path) -> String {
     let exe = exe_dir.path().join("peer-client");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(&exe)
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(PEER_CLIENT_ENV, socket)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    // Another test thread may fork while the copy's write descriptor is
+    // open, and the child holds it until it execs: until then exec fails
+    // with ETXTBSY. Retry, as the descriptor goes away within moments.
+    let mut attempts = 0;
+    let output = loop {
+        let run = Command::new(&exe)
+            .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(PEER_CLIENT_ENV, socket)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .current_dir("/")
+            .output();
+        match run {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
