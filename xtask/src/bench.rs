@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 
 const HELP: &str = "\
 usage: cargo xtask bench [--quick] [--runs N] [--synthetic-only] [--out DIR] [--socat PATH|none]
+                         [--cases LIST]
 
 Builds `nixcap` and `nixcap-bench` with --release and runs the benchmark: bulk throughput,
 round-trip latency, capture size, recorder memory, decode speed and replay, each against a
@@ -23,6 +24,8 @@ options:
   --synthetic-only   only the cases that need no Nix
   --out DIR          output directory (default target/bench)
   --socat PATH|none  the socat to compare with (default: socat on PATH)
+  --cases LIST       only these cases, comma-separated: pump, latency-synthetic, latency-nix,
+                     add, ops, decode, replay
 ";
 
 /// Entry point of `cargo xtask bench`.

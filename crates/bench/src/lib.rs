@@ -23,7 +23,7 @@ use std::process::Command;
 
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
 
-use crate::cases::{run_all, Plan};
+use crate::cases::{run_all, Plan, CASES};
 use crate::error::{Error, IoContext, Result};
 use crate::relay::{RecorderProgram, Tools};
 use crate::report::{load_average, utc_now, Machine, Results};
@@ -32,6 +32,7 @@ use crate::report::{load_average, utc_now, Machine, Results};
 pub const USAGE: &str = "\
 usage: nixcap-bench [--quick] [--runs N] [--out DIR] [--synthetic-only]
                     [--nixcap PATH] [--recorder cli|library] [--socat PATH|none]
+                    [--cases LIST]
 
   --quick            small sizes (16 MiB pumps and adds, 1000 round trips), for a smoke run
   --runs N           interleaved runs per variant and case (default 5, 1 with --quick)
@@ -40,7 +41,9 @@ usage: nixcap-bench [--quick] [--runs N] [--out DIR] [--synthetic-only]
   --nixcap PATH      the nixcap binary (default: `nixcap` next to this program)
   --recorder KIND    cli: `nixcap record` (default when the binary exists);
                      library: the recorder library in a child of this program
-  --socat PATH|none  socat to compare with (default: `socat` on PATH)";
+  --socat PATH|none  socat to compare with (default: `socat` on PATH)
+  --cases LIST       only these cases, comma-separated, of: pump, latency-synthetic,
+                     latency-nix, add, ops, decode (runs add too), replay";
 
 /// Parsed command line.
 #[derive(Debug, Clone)]
@@ -59,6 +62,8 @@ pub struct Args {
     pub recorder_cli: Option<bool>,
     /// socat: `None` to look it up, `Some(None)` for none.
     pub socat: Option<Option<PathBuf>>,
+    /// Only these cases, if given.
+    pub cases: Option<Vec<String>>,
 }
 
 impl Args {
@@ -72,6 +77,7 @@ impl Args {
             nixcap: None,
             recorder_cli: None,
             socat: None,
+            cases: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -117,6 +123,19 @@ impl Args {
                     } else {
                         Some(PathBuf::from(v))
                     });
+                }
+                "--cases" => {
+                    let v = value("--cases")?;
+                    let cases: Vec<String> = v
+                        .to_string_lossy()
+                        .split(',')
+                        .map(|c| c.trim().to_owned())
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    if let Some(bad) = cases.iter().find(|c| !CASES.contains(&c.as_str())) {
+                        return Err(Error::Usage(format!("unknown case `{bad}`\n{USAGE}")));
+                    }
+                    parsed.cases = Some(cases);
                 }
                 "-h" | "--help" => return Err(Error::Usage(USAGE.to_owned())),
                 other => return Err(Error::Usage(format!("unknown argument `{other}`\n{USAGE}"))),
@@ -176,6 +195,7 @@ pub fn run(args: &Args) -> Result<Results> {
         out: args.out.clone(),
         synthetic_only: args.synthetic_only,
         tools: tools.clone(),
+        only: args.cases.clone(),
     };
     let date = utc_now();
     let mut machine = Machine::describe(socat.as_deref().and_then(|s| first_line_of(s, "-V")));

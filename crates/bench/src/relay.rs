@@ -259,6 +259,19 @@ impl Relay {
         peak_rss_bytes(pid)
     }
 
+    /// CPU seconds (user and system) the relay process has used so far,
+    /// with those of the children it forked (socat forks one per
+    /// connection): waits up to half a second for them to exit and be
+    /// reaped, so that their time is in the parent's account.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while has_children(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cpu_seconds(pid)
+    }
+
     /// Stops the relay and waits for it to exit.
     pub fn stop(mut self) -> Result<Stopped> {
         let capture = self.capture.take();
@@ -331,6 +344,36 @@ fn send_signal(pid: u32, signal: &str) -> Result<()> {
     }
 }
 
+/// Whether process `pid` has children (live or not yet reaped).
+fn has_children(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("children"))
+            .is_ok_and(|children| !children.trim().is_empty())
+    })
+}
+
+/// utime + stime + cutime + cstime of process `pid`, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
+/// `USER_HZ`, which Linux fixes at 100 for every architecture it reports
+/// `/proc/<pid>/stat` times in.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name is in parentheses and may hold spaces: fields are
+    // counted from the last `)`. utime is field 14, so the 12th after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ticks(11)? + ticks(12)? + ticks(13)? + ticks(14)?)
+}
+
 /// `VmHWM` of process `pid`, in bytes.
 pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
     let mut status = String::new();
@@ -362,6 +405,19 @@ mod tests {
         let status = "Name:\tnixcap\nVmPeak:\t  20000 kB\nVmHWM:\t    6144 kB\nVmRSS:\t 5000 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(6144 * 1024));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn parses_cpu_ticks() {
+        let stat =
+            "4242 (socat x) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 3 2 20 0 1 0 100 1000 200";
+        assert_eq!(parse_cpu_ticks(stat), Some(17 + 5 + 3 + 2));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 
     #[test]
