@@ -477,6 +477,43 @@ pub fn direction_from_code(code: u8) -> Option<Direction> {
     }
 }
 
+/// The zstd frame magic number (RFC 8878, section 3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The largest block a zstd frame may hold (RFC 8878, `Block_Maximum_Size`).
+const ZSTD_MAX_BLOCK: usize = 128 * 1024;
+
+/// Appends to `out` a zstd frame (RFC 8878) that stores `content` as it is,
+/// in raw blocks: a frame header with the content size and the
+/// single-segment flag, then blocks of at most 128 KiB, each behind a
+/// 3-byte block header (type raw, the last one flagged as last). Every zstd
+/// decoder reads it; making it costs a copy, where compressing
+/// incompressible bytes costs zstd's whole match search first.
+///
+/// `content` must be shorter than 4 GiB (frames are at most 64 MiB).
+pub fn put_stored_zstd_frame(out: &mut Vec<u8>, content: &[u8]) {
+    let blocks = content.len().div_ceil(ZSTD_MAX_BLOCK).max(1);
+    out.reserve(4 + 1 + 4 + 3 * blocks + content.len());
+    out.extend_from_slice(&ZSTD_MAGIC);
+    // Frame header descriptor: content size field of 4 bytes (flag 2),
+    // single segment (no window descriptor), no checksum, no dictionary.
+    out.push(0b1010_0000);
+    out.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    let mut chunks = content.chunks(ZSTD_MAX_BLOCK).peekable();
+    if chunks.peek().is_none() {
+        // An empty frame still has one (empty, last) block.
+        out.extend_from_slice(&[1, 0, 0]);
+        return;
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u32::from(chunks.peek().is_none());
+        // Block header: bit 0 last block, bits 1-2 type (0, raw), bits 3-23 size.
+        let header = last | ((chunk.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+}
+
 /// Appends one block (type byte, varint body length, body) to `out`.
 pub fn put_block(out: &mut Vec<u8>, block_type: u8, body_parts: &[&[u8]]) {
     let len: usize = body_parts.iter().map(|p| p.len()).sum();
@@ -513,6 +550,36 @@ pub fn data_from_parts(head: DataHead, direction: Direction, bytes: &[u8]) -> Da
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_zstd_frames_decompress_to_their_content() {
+        for len in [
+            0,
+            1,
+            1000,
+            ZSTD_MAX_BLOCK - 1,
+            ZSTD_MAX_BLOCK,
+            ZSTD_MAX_BLOCK + 1,
+            600_000,
+        ] {
+            let content: Vec<u8> = (0..len).map(|i| (i * 7 + i / 3) as u8).collect();
+            let mut frame = vec![0xaa];
+            put_stored_zstd_frame(&mut frame, &content);
+            let frame = &frame[1..];
+            assert_eq!(
+                zstd::bulk::decompress(frame, len.max(1)).expect("a valid zstd frame"),
+                content,
+                "len {len}"
+            );
+            // The content size is in the header, for readers that size by it.
+            assert_eq!(
+                zstd::zstd_safe::get_frame_content_size(frame).ok(),
+                Some(Some(len as u64))
+            );
+            let blocks = len.div_ceil(ZSTD_MAX_BLOCK).max(1);
+            assert_eq!(frame.len(), 9 + 3 * blocks + len);
+        }
+    }
 
     #[test]
     fn crc32c_check_value() {

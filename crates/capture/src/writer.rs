@@ -44,7 +44,20 @@ pub struct WriterOptions {
     /// still compresses to well under a quarter of its size at this level
     /// (see docs/BENCHMARKS.md).
     pub zstd_level: i32,
+    /// Store a frame without compressing it when a sample of it does not
+    /// compress (random bytes, compressed archives): it is then written as
+    /// a zstd frame of raw blocks, which every reader reads as any other,
+    /// and costs a copy instead of zstd's search. Default: true.
+    pub store_incompressible: bool,
 }
+
+/// Frames smaller than this are always compressed: probing them would cost
+/// about as much as compressing them.
+const PROBE_MIN_FRAME: usize = 64 << 10;
+/// How many evenly spaced pieces of a frame the probe compresses …
+const PROBE_PIECES: usize = 8;
+/// … and how long each is.
+const PROBE_PIECE_LEN: usize = 4 << 10;
 
 impl Default for WriterOptions {
     fn default() -> Self {
@@ -52,6 +65,7 @@ impl Default for WriterOptions {
             frame_max_bytes: 4 << 20,
             frame_max_age_nanos: 100_000_000,
             zstd_level: 1,
+            store_incompressible: true,
         }
     }
 }
@@ -102,6 +116,9 @@ pub struct Writer<W: Write> {
     frame_min_t: u64,
     frame_max_t: u64,
     compressed: Vec<u8>,
+    /// Scratch space of the incompressibility probe.
+    probe: Vec<u8>,
+    probe_out: Vec<u8>,
     offset: u64,
     frames_written: u64,
     frame_index: Vec<FrameIndexEntry>,
@@ -146,6 +163,8 @@ impl<W: Write> Writer<W> {
             frame_min_t: 0,
             frame_max_t: 0,
             compressed: Vec::new(),
+            probe: Vec::new(),
+            probe_out: Vec::new(),
             offset: 0,
             frames_written: 0,
             frame_index: Vec::new(),
@@ -334,18 +353,23 @@ impl<W: Write> Writer<W> {
             return Ok(());
         }
         let uncompressed_len = self.frame.len();
+        let store = self.looks_incompressible();
         self.compressed.clear();
         self.compressed
-            .reserve(zstd::zstd_safe::compress_bound(uncompressed_len) + format::ENVELOPE_LEN);
-        self.compressed
             .extend_from_slice(&[0u8; format::ENVELOPE_LEN]);
-        // zstd writes after the cursor position, behind the room left for the envelope.
-        let mut cursor = std::io::Cursor::new(&mut self.compressed);
-        cursor.set_position(format::ENVELOPE_LEN as u64);
-        let result = self.compressor.compress_to_buffer(&self.frame, &mut cursor);
-        if let Err(err) = result {
-            self.poisoned = true;
-            return Err(err.into());
+        if store {
+            format::put_stored_zstd_frame(&mut self.compressed, &self.frame);
+        } else {
+            self.compressed
+                .reserve(zstd::zstd_safe::compress_bound(uncompressed_len));
+            // zstd writes after the cursor position, behind the room left for the envelope.
+            let mut cursor = std::io::Cursor::new(&mut self.compressed);
+            cursor.set_position(format::ENVELOPE_LEN as u64);
+            let result = self.compressor.compress_to_buffer(&self.frame, &mut cursor);
+            if let Err(err) = result {
+                self.poisoned = true;
+                return Err(err.into());
+            }
         }
         let compressed_len = self.compressed.len() - format::ENVELOPE_LEN;
         let envelope = Envelope {
@@ -381,6 +405,34 @@ impl<W: Write> Writer<W> {
             self.frame.shrink_to(self.options.frame_max_bytes);
         }
         Ok(())
+    }
+
+    /// Whether the open frame is to be stored rather than compressed: it is
+    /// large enough to be worth probing, and pieces of it, compressed
+    /// together, shrink by less than 1/32 (about 3 %).
+    fn looks_incompressible(&mut self) -> bool {
+        let len = self.frame.len();
+        if !self.options.store_incompressible || len < PROBE_MIN_FRAME {
+            return false;
+        }
+        self.probe.clear();
+        let stride = len / PROBE_PIECES;
+        for i in 0..PROBE_PIECES {
+            let start = i * stride;
+            let end = (start + PROBE_PIECE_LEN).min(len);
+            self.probe.extend_from_slice(&self.frame[start..end]);
+        }
+        self.probe_out.clear();
+        self.probe_out
+            .reserve(zstd::zstd_safe::compress_bound(self.probe.len()));
+        match self
+            .compressor
+            .compress_to_buffer(&self.probe, &mut self.probe_out)
+        {
+            Ok(compressed) => compressed * 32 > self.probe.len() * 31,
+            // The frame itself will be compressed, and its error reported.
+            Err(_) => false,
+        }
     }
 
     /// Writes the open frame if its first block is at least

@@ -345,6 +345,7 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
         frame_max_bytes: 1 << 20,
         frame_max_age_nanos: u64::MAX,
         zstd_level: 3,
+        ..WriterOptions::default()
     };
     let c2s = 0x6e69_7863u64.to_le_bytes();
     let s2c = b"daemon says hi".repeat(3);

@@ -57,6 +57,7 @@ fn run_child(path: &std::ffi::OsStr) {
         frame_max_bytes: 64 << 10,
         frame_max_age_nanos: MAX_AGE,
         zstd_level: 3,
+        ..WriterOptions::default()
     };
     let mut writer = Writer::new(BufWriter::new(file), fixed_header(), options).unwrap();
     let start = Instant::now();

@@ -298,6 +298,7 @@ pub fn manual_frames() -> WriterOptions {
         frame_max_bytes: usize::MAX,
         frame_max_age_nanos: u64::MAX,
         zstd_level: 3,
+        ..WriterOptions::default()
     }
 }
 
