@@ -23,10 +23,12 @@
 //! [`BackgroundRecorder`] for non-async callers.
 
 mod addr;
+mod file;
 mod proxy;
 mod recorder;
 mod sink;
 
 pub use addr::{store_uri_query, AddrError, DaemonAddr, DEFAULT_DAEMON_SOCKET};
+pub use file::CaptureFile;
 pub use nixcap_socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};
 pub use recorder::{run, BackgroundRecorder, Config, Error, Options, Recorder, Report, Stats};

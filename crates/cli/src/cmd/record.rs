@@ -23,7 +23,9 @@ use std::process::ExitCode;
 use super::wrap::{self, Signals};
 use crate::exit;
 use anyhow::{bail, Context};
-use nixcap_record::{store_uri_query, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET};
+use nixcap_record::{
+    store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET,
+};
 
 /// Arguments of `nixcap record`.
 #[derive(Debug, clap::Args)]
@@ -89,7 +91,8 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     // signal never kills the recorder with a half-written capture.
     let mut signals = Signals::install()?;
 
-    let file = create_capture(&args.output, args.force)?;
+    // Whole blocks bypass the page cache: the recorder never reads them back.
+    let file = CaptureFile::new(create_capture(&args.output, args.force)?, &args.output);
     let mut config = Config::new(args.listen.clone(), upstream.clone());
     config.allow_uids = args.allow_uid.clone();
     config.capture_path = Some(args.output.clone());
@@ -192,7 +195,7 @@ fn create_capture(path: &Path, force: bool) -> anyhow::Result<File> {
 
 /// Prints the one-line summary (and any capture problems) to stderr.
 /// Returns whether the capture is complete.
-fn print_summary(report: &Report<File>, output: &Path) -> bool {
+fn print_summary(report: &Report<CaptureFile>, output: &Path) -> bool {
     let stats = &report.stats;
     let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
     let mut extra = Vec::new();
