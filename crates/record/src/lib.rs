@@ -20,15 +20,21 @@
 //!
 //! Entry points: [`Recorder::start`] / [`Recorder::finish`] inside a tokio
 //! runtime, [`run`] to record until a shutdown future completes, and
-//! [`BackgroundRecorder`] for non-async callers.
+//! [`BackgroundRecorder`] for non-async callers, and [`record_stdio`] for
+//! the remote program of an SSH store (one session on stdin and stdout).
 
 mod addr;
 mod file;
 mod proxy;
 mod recorder;
 mod sink;
+mod stdio;
 
 pub use addr::{store_uri_query, AddrError, DaemonAddr, DEFAULT_DAEMON_SOCKET};
 pub use file::CaptureFile;
 pub use nixcap_socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};
 pub use recorder::{run, BackgroundRecorder, Config, Error, Options, Recorder, Report, Stats};
+pub use stdio::{
+    record_stdio, record_stdio_to, session_file_name, write_stdio_capture, StdioConfig, StdioError,
+    StdioReport, TeeOutcome, STDIO_CONN,
+};

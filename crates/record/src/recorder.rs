@@ -662,16 +662,22 @@ fn ignore_file_size_signal() {
     let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
 }
 
-fn header_metadata(config: &Config, listen: &Path) -> BTreeMap<String, String> {
+/// The header metadata every capture gets: `hostname`, `argv`, `version`.
+pub(crate) fn header_metadata_base() -> BTreeMap<String, String> {
     let mut metadata = BTreeMap::new();
     metadata.insert("hostname".to_owned(), hostname());
     metadata.insert(
         "argv".to_owned(),
         shell_words(std::env::args_os().map(|a| a.to_string_lossy().into_owned())),
     );
+    metadata.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+    metadata
+}
+
+fn header_metadata(config: &Config, listen: &Path) -> BTreeMap<String, String> {
+    let mut metadata = header_metadata_base();
     metadata.insert("listen".to_owned(), listen.display().to_string());
     metadata.insert("upstream".to_owned(), config.upstream.store_uri());
-    metadata.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
     if let Some(path) = &config.capture_path {
         metadata.insert("capture".to_owned(), path.display().to_string());
     }

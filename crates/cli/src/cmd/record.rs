@@ -7,6 +7,12 @@
 //!   socket, run CMD with `NIX_REMOTE` pointing at it, finish the capture
 //!   when CMD exits, and exit with CMD's status.
 //!
+//! - Stdio, `nixcap record --stdio -w FILE|DIR -- PROGRAM ARGS…`: the
+//!   remote program of an SSH store. Runs PROGRAM (`nix-daemon --stdio`,
+//!   `nix-store --serve --write`), relays stdin and stdout to it byte for
+//!   byte, records the one session, and exits with PROGRAM's status. With a
+//!   directory, each session gets its own file named by its start time.
+//!
 //! The capture is written in place at FILE, frame by frame (at least every
 //! 100 ms). A recorder that is killed leaves a readable capture at FILE
 //! whose last frames may be missing and which has no footer; `nixcap
@@ -16,15 +22,19 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::wrap::{self, Signals};
 use crate::exit;
 use anyhow::{bail, Context};
+use nixcap_capture::WriterOptions;
 use nixcap_record::{
-    store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report, DEFAULT_DAEMON_SOCKET,
+    record_stdio_to, store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report,
+    StdioConfig, StdioError, DEFAULT_DAEMON_SOCKET,
 };
 
 /// Arguments of `nixcap record`.
@@ -36,9 +46,24 @@ every peer's uid is checked; only the recorder's own uid and --allow-uid ones ar
 The capture is written in place and flushed at least every 100 ms, so a killed recorder leaves a \
 readable (unfinished) capture at FILE.")]
 pub struct Args {
-    /// Write the capture to FILE (created with mode 0600; it may hold private data).
+    /// Write the capture to FILE (created with mode 0600; it may hold private
+    /// data). With --stdio, FILE may be an existing directory: each session
+    /// is then written to a new file in it named by its UTC start time and
+    /// pid (YYYYMMDDTHHMMSS.NNNNNNNNNZ-PID.nixcap).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub output: PathBuf,
+
+    /// Record one session on stdin and stdout instead of a socket: run the
+    /// command after `--` (the remote program of an ssh-ng:// or ssh://
+    /// store, such as `nix-daemon --stdio`), relay stdin and stdout to it
+    /// unchanged, and exit with its status. Nothing else is written to stdout.
+    #[arg(long, conflicts_with_all = ["listen", "upstream", "allow_uid"])]
+    pub stdio: bool,
+
+    /// Internal to --stdio: this process relays and records the session;
+    /// PID is the session's peer (the process that started `nixcap record`).
+    #[arg(long, hide = true, requires = "stdio", value_name = "PID")]
+    pub stdio_session: Option<u32>,
 
     /// Listen on this socket path. Required without a command; with one, a
     /// socket in a fresh private directory is used by default.
@@ -69,6 +94,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.stdio {
+        return record_stdio(args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,6 +178,106 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     // The command's status is the result, whatever happened to the capture:
     // recording must never be the reason a build fails.
     Ok(exit::of_status(status))
+}
+
+/// Stdio mode: one session of a remote program on stdin and stdout.
+///
+/// Nix ends a remote program with SIGKILL right after closing its pipes, so
+/// the process it started cannot be the one that finishes the capture. This
+/// process only starts a second nixcap in its own process group, which
+/// inherits stdin, stdout and stderr, runs the program, relays and records;
+/// this one waits for it and exits with its status. When this one is killed,
+/// the second sees the session end on its pipes and finishes the capture.
+fn record_stdio(args: Args) -> anyhow::Result<ExitCode> {
+    if args.command.is_empty() {
+        bail!(
+            "--stdio needs the remote program to run after `--`, such as `-- nix-daemon --stdio`"
+        );
+    }
+    // Handlers rather than "ignore", because an ignored signal stays ignored
+    // in the programs started. SIGINT, SIGTERM and SIGHUP reach the program
+    // too (the same session, or the end of the SSH session closes its
+    // pipes); nixcap stays until the program is done.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async { Signals::install() })?;
+    let Some(peer_pid) = args.stdio_session else {
+        let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let at = argv.iter().position(|a| a == "record").map_or(0, |i| i + 1);
+        argv.insert(
+            at,
+            format!("--stdio-session={}", std::os::unix::process::parent_id()).into(),
+        );
+        let exe = std::env::current_exe().context("finding the nixcap executable")?;
+        let status = std::process::Command::new(exe)
+            .args(argv)
+            .process_group(0)
+            .status()
+            .context("starting the stdio recorder")?;
+        return Ok(exit::of_status(status));
+    };
+
+    let path = if args.output.is_dir() {
+        args.output.join(nixcap_record::session_file_name(
+            std::time::SystemTime::now(),
+            std::process::id(),
+        ))
+    } else {
+        args.output.clone()
+    };
+    let file = CaptureFile::new(create_capture(&path, args.force)?, &path);
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdin")?;
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdout")?;
+    let mut config = StdioConfig::new(args.command.clone());
+    config.capture_path = Some(path.clone());
+    config.peer_pid = Some(peer_pid);
+    let result = record_stdio_to(
+        config,
+        file,
+        WriterOptions::default(),
+        File::from(stdin),
+        File::from(stdout),
+    );
+    let (report, outcome) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            // Nothing ran, so nothing was recorded.
+            let _ = std::fs::remove_file(&path);
+            let code = match &error {
+                StdioError::Spawn { source, .. } if source.kind() == ErrorKind::NotFound => {
+                    exit::NOT_FOUND
+                }
+                _ => exit::CANNOT_RUN,
+            };
+            eprintln!("nixcap: error: {:#}", anyhow::Error::new(error));
+            return Ok(ExitCode::from(code));
+        }
+    };
+    // A session that went well says nothing: stderr of a remote program
+    // ends up on the user's terminal.
+    let problems: Vec<&String> = report
+        .tee_problems
+        .iter()
+        .chain(&outcome.problems)
+        .collect();
+    if !outcome.finished || !problems.is_empty() {
+        eprintln!(
+            "nixcap record: ERROR: the capture {} is INCOMPLETE:",
+            path.display()
+        );
+        for problem in problems {
+            eprintln!("nixcap record: ERROR:   {problem}");
+        }
+    }
+    Ok(exit::of_status(report.status))
 }
 
 /// Picks the daemon address: `--upstream`, else a `unix:` `NIX_REMOTE`, else
