@@ -27,6 +27,7 @@ use anyhow::{bail, Context};
 /// libFuzzer default).
 const TARGETS: &[(&str, Option<usize>)] = &[
     ("session", Some(65536)),
+    ("serve_session", Some(65536)),
     ("nar", None),
     ("capture_read", Some(65536)),
     ("replay_match", Some(65536)),

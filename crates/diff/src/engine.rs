@@ -77,6 +77,14 @@ fn conn_view(connection: &DecodedConnection, options: &Options) -> ConnView {
             normaliser.value(&mut value);
             fields.insert("request".to_owned(), value);
         }
+        if let Some(request) = &exchange.serve_request {
+            let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut value {
+                map.remove("command");
+            }
+            normaliser.value(&mut value);
+            fields.insert("request".to_owned(), value);
+        }
         let mut log: Vec<Value> = exchange
             .log_messages(connection)
             .map(|(_, message)| serde_json::to_value(message).unwrap_or(Value::Null))
@@ -88,6 +96,10 @@ fn conn_view(connection: &DecodedConnection, options: &Options) -> ConnView {
                 without_op(serde_json::to_value(reply).unwrap_or(Value::Null)),
             ),
             Outcome::Error(error) => ("error", serde_json::to_value(error).unwrap_or(Value::Null)),
+            Outcome::ServeReply(reply) => {
+                ("reply", serde_json::to_value(reply).unwrap_or(Value::Null))
+            }
+            Outcome::Downloaded => ("outcome", Value::from("downloaded")),
             Outcome::Unfinished => ("outcome", Value::from("unfinished")),
         };
         normaliser.value(&mut value);
@@ -103,7 +115,11 @@ fn conn_view(connection: &DecodedConnection, options: &Options) -> ConnView {
             fields.insert("transfer".to_owned(), Value::Object(transfer));
         }
         let op = exchange.op_name();
-        let key = exchange.request.as_ref().and_then(|r| r.key_argument());
+        let key = exchange
+            .request
+            .as_ref()
+            .and_then(|r| r.key_argument())
+            .or_else(|| exchange.serve_request.as_ref().map(|r| r.summary()));
         ops.push(OpView {
             seq: exchange.seq,
             family: op_family(&op).to_owned(),
@@ -324,6 +340,7 @@ fn handshake_values(capture: &DecodedCapture) -> Vec<(String, BTreeSet<String>)>
     let mut fields: Vec<(String, BTreeSet<String>)> = Vec::new();
     for connection in &capture.connections {
         let SessionInfo {
+            protocol: _,
             client_version,
             daemon_version,
             negotiated,

@@ -95,6 +95,8 @@ pub fn op_rows(capture: &DecodedCapture, name: &str) -> Vec<OpRow> {
                     None,
                     Some(clean(&info.message().to_string_lossy())),
                 ),
+                Outcome::ServeReply(reply) => ("ok", Some(clean(&reply.summary())), None),
+                Outcome::Downloaded => ("ok", None, None),
                 Outcome::Unfinished => ("unfinished", None, None),
             };
             let mut paths = BTreeSet::new();
@@ -103,7 +105,17 @@ pub fn op_rows(capture: &DecodedCapture, name: &str) -> Vec<OpRow> {
                     collect_store_paths(&value, &mut paths);
                 }
             }
+            if let Some(request) = &exchange.serve_request {
+                if let Ok(value) = serde_json::to_value(request) {
+                    collect_store_paths(&value, &mut paths);
+                }
+            }
             if let Outcome::Reply(reply) = &exchange.outcome {
+                if let Ok(value) = serde_json::to_value(reply) {
+                    collect_store_paths(&value, &mut paths);
+                }
+            }
+            if let Outcome::ServeReply(reply) = &exchange.outcome {
                 if let Ok(value) = serde_json::to_value(reply) {
                     collect_store_paths(&value, &mut paths);
                 }

@@ -1,7 +1,7 @@
 //! The JSON Lines view of a capture: one record per event, as `nixcap show
 //! --json` prints it.
 //!
-//! The record types below are the schema: `docs/JSON.md` describes them,
+//! The record types (in `records`) are the schema: `docs/JSON.md` describes them,
 //! and every record carries `"v": 1` and a `"type"` discriminator. They
 //! derive `Deserialize` with unknown fields denied, so a consumer written in
 //! Rust can parse the output strictly, and the tests parse every line of
@@ -11,16 +11,14 @@
 //! across connections by time, never reordering the records of one
 //! connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Write};
 
-use nixcap_capture::{PeerCred, ReadError};
-use nixcap_wire::handshake::{HandshakePiece, Trust};
+use nixcap_capture::ReadError;
+use nixcap_wire::handshake::HandshakePiece;
 use nixcap_wire::nar::NarEvent;
-use nixcap_wire::ops::{Reply, Request};
 use nixcap_wire::session::{Direction, EventKind, PayloadItem};
-use nixcap_wire::stderr::{ErrorInfo, StderrMessage};
-use nixcap_wire::ByteString;
+use nixcap_wire::stderr::StderrMessage;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::text::{Options, Streams};
@@ -73,6 +71,10 @@ pub enum Record {
     Reply(ReplyRecord),
     /// The daemon failed an operation (`STDERR_ERROR`).
     Error(ErrorRecord),
+    /// The client sent a serve-protocol command.
+    ServeRequest(ServeRequestRecord),
+    /// The serve-protocol server replied to a command.
+    ServeReply(ServeReplyRecord),
     /// Bytes the decoder could not make sense of.
     Opaque(UndecodedRecord),
     /// Bytes of a value that the end of the connection cut short.
@@ -96,6 +98,8 @@ impl Record {
             Record::Log(r) => Some(r.conn),
             Record::Reply(r) => Some(r.conn),
             Record::Error(r) => Some(r.conn),
+            Record::ServeRequest(r) => Some(r.conn),
+            Record::ServeReply(r) => Some(r.conn),
             Record::Opaque(r) | Record::Truncated(r) => Some(r.conn),
             Record::Close(r) => Some(r.conn),
         }
@@ -109,6 +113,8 @@ impl Record {
             Record::Log(r) => r.seq,
             Record::Reply(r) => Some(r.seq),
             Record::Error(r) => Some(r.seq),
+            Record::ServeRequest(r) => Some(r.seq),
+            Record::ServeReply(r) => Some(r.seq),
             _ => None,
         }
     }
@@ -125,6 +131,8 @@ impl Record {
             Record::Log(r) => r.t,
             Record::Reply(r) => r.t,
             Record::Error(r) => r.t,
+            Record::ServeRequest(r) => r.t,
+            Record::ServeReply(r) => r.t,
             Record::Opaque(r) | Record::Truncated(r) => r.t,
             Record::Close(r) => r.t,
             Record::Damage(r) => r.t,
@@ -132,330 +140,9 @@ impl Record {
     }
 }
 
-/// `"type": "capture"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CaptureRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Always 0.
-    pub t: u64,
-    /// The container format version, `major.minor`.
-    pub format: String,
-    /// The tool that wrote the capture.
-    pub tool_version: String,
-    /// Wall-clock capture start, nanoseconds since the Unix epoch.
-    pub start_unix_nanos: u64,
-    /// The header's free metadata.
-    pub metadata: BTreeMap<String, String>,
-}
+mod records;
 
-/// `"type": "annotation"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AnnotationRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The note.
-    pub text: String,
-}
-
-/// `"type": "open"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OpenRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The client process's credentials, when the recorder got them.
-    pub peer: Option<PeerCred>,
-    /// The connection's free metadata.
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// The raw bytes of a handshake, per direction, in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HandshakeRaw {
-    /// Client to daemon.
-    pub client: String,
-    /// Daemon to client.
-    pub daemon: String,
-}
-
-/// `"type": "handshake"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HandshakeRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// When the last handshake piece was complete.
-    pub t: u64,
-    /// The version the client announced, such as `"1.38"`.
-    pub client_version: Option<String>,
-    /// The version the daemon announced.
-    pub daemon_version: Option<String>,
-    /// The version in effect; `null` if the handshake did not get that far.
-    pub version: Option<String>,
-    /// The features in effect (both sides offered them).
-    pub features: Vec<String>,
-    /// The features the client offered (1.38 and later).
-    pub client_features: Option<Vec<String>>,
-    /// The features the daemon offered (1.38 and later).
-    pub daemon_features: Option<Vec<String>>,
-    /// The daemon's Nix version (1.33 and later).
-    pub nix_version: Option<ByteString>,
-    /// Whether the daemon trusts the client (1.35 and later).
-    pub trust: Option<Trust>,
-    /// Log messages the daemon sent at the end of the handshake, not
-    /// counting the final `STDERR_LAST`.
-    pub messages: Vec<StderrMessage>,
-    /// The handshake's bytes (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<HandshakeRaw>,
-}
-
-/// `"type": "request"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RequestRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The op's number in the connection, from 0.
-    pub seq: u64,
-    /// The op's name, such as `"QueryPathInfo"`.
-    pub op: String,
-    /// The op's number on the wire.
-    pub op_word: u64,
-    /// Offset in the client→daemon stream.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// Every field of the request.
-    pub request: Request,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// What part of a transfer a payload record describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PayloadForm {
-    /// A framed chunk's length word; `dataLen` is the announced length.
-    FramedHeader,
-    /// Data of a framed chunk.
-    FramedData,
-    /// The zero length word that ends a framed stream.
-    FramedEnd,
-    /// A string the client sent to answer `STDERR_READ`.
-    ReadAnswer,
-    /// NAR bytes sent without framing.
-    Nar,
-    /// Data the daemon sent with `STDERR_WRITE`.
-    Write,
-}
-
-/// `"type": "payload"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PayloadRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The op transferring.
-    pub seq: u64,
-    /// Which stream.
-    pub dir: Direction,
-    /// Offset in that stream.
-    pub offset: u64,
-    /// Length in bytes on the wire.
-    pub len: u64,
-    /// What part of the transfer this is.
-    pub form: PayloadForm,
-    /// Payload bytes carried (for `framedHeader`, the announced length).
-    pub data_len: u64,
-    /// What these bytes completed inside the payload (NAR nodes, path
-    /// infos, export records, the end of a NAR, or why the payload could
-    /// not be decoded).
-    pub items: Vec<PayloadItem>,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// `"type": "log"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LogRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The op it belongs to; absent outside any op.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// Offset in the daemon→client stream.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// The message.
-    pub message: StderrMessage,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// Totals of an operation, carried by its `reply` or `error` record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OpTotals {
-    /// From the request to the end of the op, in nanoseconds.
-    pub duration_nanos: u64,
-    /// Bytes the client sent for the op (request and upload).
-    pub client_bytes: u64,
-    /// Bytes the daemon sent for the op (log, reply, download).
-    pub daemon_bytes: u64,
-    /// Payload bytes uploaded.
-    pub upload_bytes: u64,
-    /// Payload bytes downloaded.
-    pub download_bytes: u64,
-}
-
-/// `"type": "reply"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReplyRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The op.
-    pub seq: u64,
-    /// The op's name.
-    pub op: String,
-    /// Offset of `STDERR_LAST` in the daemon→client stream.
-    pub offset: u64,
-    /// Length of `STDERR_LAST` and the reply fields.
-    pub len: u64,
-    /// Every field of the reply.
-    pub reply: Reply,
-    /// Totals of the op.
-    pub totals: OpTotals,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// `"type": "error"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ErrorRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The op.
-    pub seq: u64,
-    /// The op's name.
-    pub op: String,
-    /// Offset in the daemon→client stream.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// The error.
-    pub error: ErrorInfo,
-    /// Totals of the op.
-    pub totals: OpTotals,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// `"type": "opaque"` and `"type": "truncated"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UndecodedRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// Which stream.
-    pub dir: Direction,
-    /// Offset in that stream.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// Why the bytes were not decoded.
-    pub reason: String,
-    /// The bytes in hex (only with `--raw`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-/// `"type": "close"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CloseRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Connection id.
-    pub conn: u64,
-    /// Nanoseconds since the capture start.
-    pub t: u64,
-    /// The close reason code of the capture format (0 is a clean EOF).
-    pub reason_code: u32,
-    /// The reason in words.
-    pub reason: String,
-    /// Bytes the client sent on the connection.
-    pub client_bytes: u64,
-    /// Bytes the daemon sent on the connection.
-    pub daemon_bytes: u64,
-}
-
-/// `"type": "damage"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DamageRecord {
-    /// Schema version.
-    pub v: V1,
-    /// Time of the last block read intact (0 if none).
-    pub t: u64,
-    /// What is wrong.
-    pub problem: String,
-    /// File offset where the damage starts.
-    pub file_offset: u64,
-    /// The frame, if the damage is in or at one.
-    pub frame: Option<u64>,
-    /// The block, if the damage is in one.
-    pub block: Option<u64>,
-    /// The connection concerned, when known.
-    pub conn: Option<u64>,
-    /// Connections that were open at that point: their streams end early.
-    pub open_connections: Vec<u64>,
-}
+pub use records::*;
 
 /// The damage record of a read error.
 pub fn damage_record(err: &ReadError, options: &Options) -> DamageRecord {
@@ -552,6 +239,8 @@ fn zero_times(record: &mut Record) {
             r.t = 0;
             r.totals.duration_nanos = 0;
         }
+        Record::ServeRequest(r) => r.t = 0,
+        Record::ServeReply(r) => r.t = 0,
         Record::Opaque(r) | Record::Truncated(r) => r.t = 0,
         Record::Close(r) => r.t = 0,
         Record::Damage(r) => r.t = 0,
@@ -617,7 +306,7 @@ fn connection_records(
         .events
         .iter()
         .rev()
-        .find(|e| matches!(e.event.kind, EventKind::Handshake { .. }))
+        .find(|e| e.event.kind.is_handshake())
         .map(|e| e.t_nanos);
     if let (true, Some(t)) = (everything, handshake_t) {
         out.push(Record::Handshake(handshake_record(connection, t, streams)));
@@ -649,7 +338,42 @@ fn connection_records(
             })
         };
         match &event.kind {
-            EventKind::Handshake { .. } => {}
+            EventKind::Handshake { .. } | EventKind::ServeHello { .. } => {}
+            EventKind::ServeRequest { seq, request } => {
+                out.push(Record::ServeRequest(ServeRequestRecord {
+                    v: V1,
+                    conn,
+                    t,
+                    seq: *seq,
+                    command: op_name(*seq),
+                    command_word: request.word(),
+                    offset,
+                    len,
+                    request: (**request).clone(),
+                    raw: raw_of(dir, offset, len),
+                }));
+            }
+            EventKind::ServeReply { seq, reply } => {
+                out.push(Record::ServeReply(ServeReplyRecord {
+                    v: V1,
+                    conn,
+                    t,
+                    seq: *seq,
+                    command: op_name(*seq),
+                    offset,
+                    len,
+                    reply: (**reply).clone(),
+                    raw: raw_of(dir, offset, len),
+                }));
+            }
+            EventKind::ExportData { seq, data, .. } => {
+                out.push(payload(
+                    PayloadForm::Export,
+                    *seq,
+                    data.len() as u64,
+                    Vec::new(),
+                ));
+            }
             EventKind::Request { seq, request } => {
                 let op_word = exchanges
                     .get(seq)
@@ -836,8 +560,11 @@ fn handshake_record(
     let mut client_raw = String::new();
     let mut daemon_raw = String::new();
     for timed in &connection.events {
-        if let EventKind::Handshake { piece } = &timed.event.kind {
-            if let HandshakePiece::DaemonStderr { message } = piece {
+        if timed.event.kind.is_handshake() {
+            if let EventKind::Handshake {
+                piece: HandshakePiece::DaemonStderr { message },
+            } = &timed.event.kind
+            {
                 if !matches!(message, StderrMessage::Last) {
                     messages.push(message.clone());
                 }
@@ -869,6 +596,7 @@ fn handshake_record(
         nix_version: session.daemon_nix_version.clone(),
         trust: session.trust,
         messages,
+        protocol: session.protocol.map(|p| p.name().to_owned()),
         raw: streams.map(|_| HandshakeRaw {
             client: client_raw,
             daemon: daemon_raw,

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use nixcap_capture::{Capture, ConnectionClosed, ConnectionOpened};
 use nixcap_wire::handshake::Trust;
 use nixcap_wire::ops::{Op, Reply, Request};
-use nixcap_wire::session::{Direction, Event, EventKind, SessionDecoder};
+use nixcap_wire::serve::ops::{ServeCommand, ServeReply, ServeRequest};
+use nixcap_wire::session::{Direction, Event, EventKind, Protocol, SessionDecoder};
 use nixcap_wire::stderr::{ErrorInfo, StderrMessage};
 use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
 
@@ -50,6 +51,10 @@ pub struct TimedEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
+    /// `serve` for a serve-protocol connection (`nix-store --serve`);
+    /// absent for the worker protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
     /// The version the client announced.
     pub client_version: Option<ProtocolVersion>,
     /// The version the daemon announced.
@@ -73,6 +78,11 @@ pub enum Outcome {
     Reply(Reply),
     /// The daemon sent `STDERR_ERROR`.
     Error(ErrorInfo),
+    /// The serve-protocol server replied.
+    ServeReply(ServeReply),
+    /// The serve-protocol server sent the whole NAR or export stream that
+    /// is the reply (DumpStorePath, ExportPaths).
+    Downloaded,
     /// The connection ended (or the capture was cut) before the op did.
     Unfinished,
 }
@@ -89,6 +99,10 @@ pub struct Exchange {
     pub op: Option<Op>,
     /// The request, if it was decoded.
     pub request: Option<Request>,
+    /// The serve-protocol command, if the word names one.
+    pub serve_command: Option<ServeCommand>,
+    /// The serve-protocol request, if it was decoded.
+    pub serve_request: Option<ServeRequest>,
     /// When the request was complete.
     pub start_nanos: u64,
     /// When the last event of the op was complete.
@@ -111,9 +125,10 @@ pub struct Exchange {
 impl Exchange {
     /// The op's name, or `op <number>` for an unknown op word.
     pub fn op_name(&self) -> String {
-        match self.op {
-            Some(op) => op.name().to_string(),
-            None => format!("op {}", self.op_word),
+        match (self.op, self.serve_command) {
+            (Some(op), _) => op.name().to_string(),
+            (None, Some(command)) => command.name().to_string(),
+            (None, None) => format!("op {}", self.op_word),
         }
     }
 
@@ -166,9 +181,9 @@ impl DecodedConnection {
     /// Events outside the handshake and outside any op (for example the
     /// second `STDERR_ERROR` of a fatal error).
     pub fn stray_events(&self) -> impl Iterator<Item = &TimedEvent> + '_ {
-        self.events.iter().filter(|e| {
-            e.event.kind.seq().is_none() && !matches!(e.event.kind, EventKind::Handshake { .. })
-        })
+        self.events
+            .iter()
+            .filter(|e| e.event.kind.seq().is_none() && !e.event.kind.is_handshake())
     }
 }
 
@@ -192,6 +207,7 @@ pub fn decode_connection(connection: &nixcap_capture::Connection) -> DecodedConn
         event,
     }));
     let session = SessionInfo {
+        protocol: decoder.protocol().filter(|p| *p == Protocol::Serve),
         client_version: decoder.client_version(),
         daemon_version: decoder.daemon_version(),
         negotiated: decoder.negotiated().cloned(),
@@ -223,6 +239,8 @@ fn group_exchanges(decoder: &SessionDecoder, events: &[TimedEvent]) -> Vec<Excha
                     op_word: record.op_word,
                     op: record.op,
                     request: None,
+                    serve_command: record.serve,
+                    serve_request: None,
                     start_nanos: 0,
                     end_nanos: 0,
                     events: Vec::new(),
@@ -259,9 +277,14 @@ fn group_exchanges(decoder: &SessionDecoder, events: &[TimedEvent]) -> Vec<Excha
             EventKind::FramedData { data, .. } | EventKind::ReadAnswer { data, .. } => {
                 exchange.upload_bytes += data.len() as u64;
             }
-            EventKind::NarData { data, .. } => match timed.event.direction {
+            EventKind::NarData { data, end, .. } => match timed.event.direction {
                 Direction::ClientToDaemon => exchange.upload_bytes += data.len() as u64,
-                Direction::DaemonToClient => exchange.download_bytes += data.len() as u64,
+                Direction::DaemonToClient => {
+                    exchange.download_bytes += data.len() as u64;
+                    if *end && exchange.serve_command.is_some() {
+                        exchange.outcome = Outcome::Downloaded;
+                    }
+                }
             },
             EventKind::Stderr { message, .. } => match message {
                 StderrMessage::Write { data } => exchange.download_bytes += data.len() as u64,
@@ -275,6 +298,22 @@ fn group_exchanges(decoder: &SessionDecoder, events: &[TimedEvent]) -> Vec<Excha
             EventKind::Reply { reply, .. } => {
                 exchange.outcome = Outcome::Reply((**reply).clone());
             }
+            EventKind::ServeRequest { request, .. } => {
+                exchange.serve_request = Some((**request).clone());
+                exchange.start_nanos = timed.t_nanos;
+            }
+            EventKind::ServeReply { reply, .. } => {
+                exchange.outcome = Outcome::ServeReply((**reply).clone());
+            }
+            EventKind::ExportData { data, end, .. } => match timed.event.direction {
+                Direction::ClientToDaemon => exchange.upload_bytes += data.len() as u64,
+                Direction::DaemonToClient => {
+                    exchange.download_bytes += data.len() as u64;
+                    if *end {
+                        exchange.outcome = Outcome::Downloaded;
+                    }
+                }
+            },
             _ => {}
         }
     }

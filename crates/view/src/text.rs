@@ -288,7 +288,7 @@ fn connection_items(
         .events
         .iter()
         .rev()
-        .find(|e| matches!(e.event.kind, EventKind::Handshake { .. }))
+        .find(|e| e.event.kind.is_handshake())
         .map(|e| e.t_nanos);
     if let (true, Some(t)) = (everything, handshake_t) {
         items.push((t, Item::Handshake(k)));
@@ -420,9 +420,13 @@ impl Renderer<'_> {
         let show =
             |v: Option<nixcap_wire::ProtocolVersion>| v.map_or("?".to_owned(), |v| v.to_string());
         let mut parts = Vec::new();
+        let protocol = match session.protocol {
+            Some(nixcap_wire::session::Protocol::Serve) => "serve protocol",
+            _ => "protocol",
+        };
         match &session.negotiated {
             Some(n) => parts.push(format!(
-                "protocol {} (client {}, daemon {})",
+                "{protocol} {} (client {}, daemon {})",
                 n.version,
                 show(session.client_version),
                 show(session.daemon_version)
@@ -457,16 +461,22 @@ impl Renderer<'_> {
             .events
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches!(e.event.kind, EventKind::Handshake { .. }))
+            .filter(|(_, e)| e.event.kind.is_handshake())
             .map(|(i, _)| i)
             .collect();
         if self.options.verbose {
             for &index in &events {
                 let timed = &connection.events[index];
-                if let EventKind::Handshake { piece } = &timed.event.kind {
-                    let line = format!("{} {}", timed.event.direction.arrow(), piece_text(piece));
-                    self.detail(0, &line);
-                }
+                let text = match &timed.event.kind {
+                    EventKind::Handshake { piece } => piece_text(piece),
+                    EventKind::ServeHello { hello } => format!(
+                        "serve hello, magic {:#x}, version {}",
+                        hello.magic, hello.version
+                    ),
+                    _ => continue,
+                };
+                let line = format!("{} {}", timed.event.direction.arrow(), text);
+                self.detail(0, &line);
             }
         }
         self.dump_events(k, &events);
@@ -482,6 +492,17 @@ impl Renderer<'_> {
             self.push_str(" ");
             self.push_str(&shorten_store_paths(&clean(&key)));
         }
+        if let Some(request) = &exchange.serve_request {
+            let summary = request.summary();
+            let args = summary
+                .strip_prefix(&exchange.op_name())
+                .unwrap_or(&summary)
+                .trim_start();
+            if !args.is_empty() {
+                self.push_str(" ");
+                self.push_str(&shorten_store_paths(&clean(args)));
+            }
+        }
         self.push_str(" → ");
         match &exchange.outcome {
             Outcome::Reply(reply) => {
@@ -491,6 +512,13 @@ impl Renderer<'_> {
             Outcome::Error(error) => {
                 let text = format!("error: {}", first_line(error));
                 self.paint(RED, &text);
+            }
+            Outcome::ServeReply(reply) => {
+                let summary = shorten_store_paths(&clean(&reply.summary()));
+                self.push_str(&summary);
+            }
+            Outcome::Downloaded => {
+                self.push_str(&format!("{} downloaded", size(exchange.download_bytes)))
             }
             Outcome::Unfinished => self.paint(YELLOW, "unfinished"),
         }
@@ -518,11 +546,23 @@ impl Renderer<'_> {
             self.detail(0, "request:");
             self.fields(1, request);
         }
+        if let Some(request) = &exchange.serve_request {
+            self.detail(0, "request:");
+            self.fields(1, request);
+        }
         for &index in &exchange.events {
             let timed = &connection.events[index];
             let arrow = timed.event.direction.arrow();
             let line = match &timed.event.kind {
-                EventKind::Request { .. } | EventKind::Reply { .. } => continue,
+                EventKind::Request { .. }
+                | EventKind::Reply { .. }
+                | EventKind::ServeRequest { .. }
+                | EventKind::ServeReply { .. } => continue,
+                EventKind::ExportData { data, end, .. } => format!(
+                    "{arrow} export data, {} bytes{}",
+                    data.len(),
+                    if *end { ", end of export stream" } else { "" }
+                ),
                 EventKind::Stderr {
                     message: StderrMessage::Last,
                     ..
@@ -559,12 +599,17 @@ impl Renderer<'_> {
                     if *end { ", end of NAR" } else { "" }
                 ),
                 EventKind::Handshake { .. }
+                | EventKind::ServeHello { .. }
                 | EventKind::Opaque { .. }
                 | EventKind::Truncated { .. } => continue,
             };
             self.detail(0, &line);
         }
         if let Outcome::Reply(reply) = &exchange.outcome {
+            self.detail(0, "reply:");
+            self.fields(1, reply);
+        }
+        if let Outcome::ServeReply(reply) = &exchange.outcome {
             self.detail(0, "reply:");
             self.fields(1, reply);
         }

@@ -89,7 +89,38 @@ pub fn fuzz_session(data: &[u8]) {
     } else {
         Limits::default()
     };
-    let (events, decoder) = decode(limits, &chunks);
+    check_session(limits, &chunks);
+}
+
+/// [`fuzz_session`] for the serve protocol: the chunks follow both hellos
+/// of a serve connection, at version `2.(flags >> 1 & 7)`, so that the
+/// fuzzer spends its time on commands, replies and transfers.
+pub fn fuzz_serve_session(data: &[u8]) {
+    let (flags, chunks) = parse_session_input(data);
+    let limits = if flags & 1 != 0 {
+        TINY_LIMITS
+    } else {
+        Limits::default()
+    };
+    let version = 0x200 | u64::from((flags >> 1) & 7);
+    let client_hello: Vec<u8> = [crate::serve::SERVE_MAGIC_1, version]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let server_hello: Vec<u8> = [crate::serve::SERVE_MAGIC_2, version]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let mut all: Vec<(Direction, &[u8])> = vec![
+        (Direction::ClientToDaemon, &client_hello),
+        (Direction::DaemonToClient, &server_hello),
+    ];
+    all.extend(chunks);
+    check_session(limits, &all);
+}
+
+fn check_session(limits: Limits, chunks: &[(Direction, &[u8])]) {
+    let (events, decoder) = decode(limits, chunks);
     let stream = |direction: Direction| -> Vec<u8> {
         chunks
             .iter()
@@ -190,5 +221,8 @@ mod tests {
         fuzz_session(b"\x00\x05\x00cxin\x00");
         fuzz_session(&[1, 0x10, 0x80, 0xff, 0xff, 0xff]);
         fuzz_nar(b"\x02\x0d\x00\x00\x00\x00\x00\x00\x00nix-archive-1\x00\x00\x00");
+        fuzz_serve_session(b"");
+        fuzz_serve_session(b"\x0e\x08\x00\x01\x00\x00\x00\x00\x00\x00\x00");
+        fuzz_serve_session(&[1, 0x10, 0x80, 0xff, 0xff, 0xff]);
     }
 }

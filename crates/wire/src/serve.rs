@@ -3,10 +3,13 @@
 //!
 //! The serve protocol shares the primitives and most composite encodings
 //! of the worker protocol, but has its own version numbers (`2.x`) and its
-//! own layouts for path infos, build results and build options. Only the
-//! values are covered here, not the serve protocol's operations. From 2.8
+//! own layouts for path infos, build results and build options. The values
+//! are here; the commands are in [`ops`], and
+//! [`crate::session::SessionDecoder`] decodes whole serve connections. From 2.8
 //! on, realisations use the worker protocol's binary forms
 //! ([`crate::types::UnkeyedRealisation`], [`crate::types::Realisation::decode_binary`]).
+
+pub mod ops;
 
 use serde::{Deserialize, Serialize};
 

@@ -69,6 +69,7 @@ mod client;
 mod daemon;
 mod events;
 mod payload;
+mod serve;
 mod stream;
 
 use std::collections::VecDeque;
@@ -84,6 +85,7 @@ pub use payload::{PayloadItem, PayloadKind};
 
 use client::ClientState;
 use daemon::DaemonState;
+use serve::ServeState;
 use stream::{decode_unit, Stream, Unit};
 
 /// Size limits of the decoder.
@@ -171,9 +173,44 @@ fn supported(version: ProtocolVersion) -> bool {
     version.major == 1 && version.minor >= 10
 }
 
+/// Which protocol a connection speaks, told from the client's first word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    /// The worker protocol of `nix-daemon` (client magic `0x6e697863`),
+    /// also behind `ssh-ng://` stores (`nix-daemon --stdio`).
+    Worker,
+    /// The serve protocol of `nix-store --serve` (client magic
+    /// `0x390c9deb`), behind `ssh://` stores.
+    Serve,
+}
+
+impl Protocol {
+    /// Tells the protocol from the first eight bytes the client sent.
+    pub fn from_client_magic(first_word: u64) -> Protocol {
+        if first_word == crate::serve::SERVE_MAGIC_1 {
+            Protocol::Serve
+        } else {
+            Protocol::Worker
+        }
+    }
+
+    /// `worker` or `serve`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Worker => "worker",
+            Protocol::Serve => "serve",
+        }
+    }
+}
+
 /// The streaming decoder for one connection. See the module documentation.
 #[derive(Debug)]
 pub struct SessionDecoder {
+    /// Known once the client's first word is there (or at the end).
+    protocol: Option<Protocol>,
+    /// The serve protocol's state, for a serve connection.
+    serve: Option<Box<ServeState>>,
     limits: Limits,
     client: Stream,
     daemon: Stream,
@@ -204,6 +241,8 @@ impl SessionDecoder {
             ..Stream::default()
         };
         SessionDecoder {
+            protocol: None,
+            serve: None,
             limits,
             client: stream(),
             daemon: stream(),
@@ -270,8 +309,13 @@ impl SessionDecoder {
         self.client.eof = true;
         self.daemon.eof = true;
         self.run();
-        self.flush_client();
-        self.flush_daemon();
+        match self.protocol {
+            Some(Protocol::Serve) => self.flush_serve(),
+            _ => {
+                self.flush_client();
+                self.flush_daemon();
+            }
+        }
         self.finished = true;
     }
 
@@ -290,7 +334,15 @@ impl SessionDecoder {
         self.finished
     }
 
-    /// The negotiated version and features, once both are known.
+    /// The protocol the connection speaks, once the client's first word
+    /// is there (a connection too short to tell is taken as the worker
+    /// protocol at the end).
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.protocol
+    }
+
+    /// The negotiated version and features, once both are known. For the
+    /// serve protocol, the lower of the two versions (2.x), no features.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.shared.negotiated.as_ref()
     }
@@ -350,7 +402,11 @@ impl SessionDecoder {
             DaemonState::Download(nar) => Some(nar.piece.len()),
             _ => None,
         };
-        self.client.len() + self.daemon.len() + nar_piece(client_piece) + nar_piece(daemon_piece)
+        self.client.len()
+            + self.daemon.len()
+            + nar_piece(client_piece)
+            + nar_piece(daemon_piece)
+            + self.serve.as_ref().map_or(0, |serve| serve.buffered_len())
     }
 
     fn stream_mut(&mut self, direction: Direction) -> &mut Stream {
@@ -361,6 +417,19 @@ impl SessionDecoder {
     }
 
     fn run(&mut self) {
+        if self.protocol.is_none() {
+            let mut r = Reader::new(self.client.data());
+            match r.u64() {
+                Ok(word) => self.protocol = Some(Protocol::from_client_magic(word)),
+                Err(_) if self.client.eof => self.protocol = Some(Protocol::Worker),
+                // Neither side says anything before the client's first word.
+                Err(_) => return,
+            }
+        }
+        if self.protocol == Some(Protocol::Serve) {
+            self.run_serve();
+            return;
+        }
         loop {
             let client = self.step_client();
             let daemon = self.step_daemon();

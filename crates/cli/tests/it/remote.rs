@@ -232,6 +232,74 @@ fn assert_fully_decoded(name: &str, capture: Capture) {
     }
 }
 
+/// `show`, `show --json`, `info` and `export` read a stdio capture, naming the commands the
+/// client sent.
+fn check_commands(file: &Path, kind: Kind) {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(NIXCAP)
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "nixcap {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let text = run(&["show"]);
+    eprintln!("{text}");
+    assert!(!text.contains("undecodable"), "{text}");
+    let expected = match kind {
+        Kind::SshNg => ["protocol 1.", "AddMultipleToStore"],
+        Kind::Ssh => ["serve protocol 2.", "QueryValidPaths"],
+    };
+    for word in expected {
+        assert!(text.contains(word), "`nixcap show` lacks {word:?}:\n{text}");
+    }
+    let json = run(&["show", "--json"]);
+    let mut types = std::collections::BTreeSet::new();
+    for line in json.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        types.insert(value["type"].as_str().unwrap().to_owned());
+    }
+    if kind == Kind::Ssh {
+        assert!(types.contains("serveRequest"), "{types:?}");
+        assert!(types.contains("serveReply"), "{types:?}");
+    }
+    let diff = std::process::Command::new(NIXCAP)
+        .arg("diff")
+        .arg(file)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "nixcap diff of a capture with itself: {}{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let info = run(&["info"]);
+    assert!(info.contains("Connections:            1"), "{info}");
+    let pcap = file.with_extension("pcapng");
+    let output = std::process::Command::new(NIXCAP)
+        .arg("export")
+        .arg(file)
+        .arg("-o")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "nixcap export: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(fs::metadata(&pcap).unwrap().len() > 0);
+    fs::remove_file(&pcap).unwrap();
+}
+
 /// `nix copy --to <kind>://localhost?remote-program=<recorder>` from one daemon to another.
 fn copy_is_recorded(version: NixVersion, kind: Kind) {
     let Some(peer) = peer_or_skip(version) else {
@@ -273,9 +341,8 @@ fn copy_is_recorded(version: NixVersion, kind: Kind) {
             "capture name {name}"
         );
         check_capture(&name, &capture, kind);
-        if kind == Kind::SshNg {
-            assert_fully_decoded(&name, capture);
-        }
+        assert_fully_decoded(&name, capture);
+        check_commands(&work.captures_dir().join(&name), kind);
     }
 }
 

@@ -56,6 +56,10 @@ pub(super) fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::NarData { .. } => "NAR data",
         EventKind::Stderr { .. } => "log",
         EventKind::Reply { .. } => "reply",
+        EventKind::ServeHello { .. } => "serve hello",
+        EventKind::ServeRequest { .. } => "serve request",
+        EventKind::ServeReply { .. } => "serve reply",
+        EventKind::ExportData { .. } => "export data",
         EventKind::Opaque { .. } => "undecodable",
         EventKind::Truncated { .. } => "truncated",
     }

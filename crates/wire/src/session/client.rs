@@ -173,6 +173,7 @@ impl SessionDecoder {
                 seq,
                 op_word,
                 op,
+                serve: None,
                 reads: 0,
                 ended: false,
             });

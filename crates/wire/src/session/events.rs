@@ -9,6 +9,7 @@ use crate::handshake::HandshakePiece;
 use crate::nar::NarEvent;
 use crate::ops::{Op, Reply, Request};
 use crate::primitives::Writer;
+use crate::serve::ops::{ServeCommand, ServeHello, ServeReply, ServeRequest};
 use crate::stderr::StderrMessage;
 use crate::version::Negotiated;
 
@@ -150,6 +151,39 @@ pub enum EventKind {
         /// The reply.
         reply: Box<Reply>,
     },
+    /// A serve-protocol hello (either direction).
+    #[serde(rename_all = "camelCase")]
+    ServeHello {
+        /// The magic and version.
+        hello: ServeHello,
+    },
+    /// C→S: a serve-protocol command and its fields.
+    #[serde(rename_all = "camelCase")]
+    ServeRequest {
+        /// The command's number in the connection.
+        seq: u64,
+        /// The request.
+        request: Box<ServeRequest>,
+    },
+    /// S→C: a serve-protocol reply.
+    #[serde(rename_all = "camelCase")]
+    ServeReply {
+        /// The command.
+        seq: u64,
+        /// The reply.
+        reply: Box<ServeReply>,
+    },
+    /// A piece of an export stream sent raw (serve protocol: ImportPaths'
+    /// upload, ExportPaths' download).
+    #[serde(rename_all = "camelCase")]
+    ExportData {
+        /// The command.
+        seq: u64,
+        /// The bytes.
+        data: ByteString,
+        /// Whether the export stream ends with this piece.
+        end: bool,
+    },
     /// Bytes that could not be decoded. Once a direction turns opaque, all
     /// its remaining bytes come as opaque pieces carrying the same reason.
     #[serde(rename_all = "camelCase")]
@@ -179,12 +213,24 @@ impl EventKind {
             | EventKind::FramedEnd { seq, .. }
             | EventKind::ReadAnswer { seq, .. }
             | EventKind::NarData { seq, .. }
-            | EventKind::Reply { seq, .. } => Some(*seq),
+            | EventKind::Reply { seq, .. }
+            | EventKind::ServeRequest { seq, .. }
+            | EventKind::ServeReply { seq, .. }
+            | EventKind::ExportData { seq, .. } => Some(*seq),
             EventKind::Stderr { seq, .. } => *seq,
             EventKind::Handshake { .. }
+            | EventKind::ServeHello { .. }
             | EventKind::Opaque { .. }
             | EventKind::Truncated { .. } => None,
         }
+    }
+
+    /// Whether the event is a piece of the handshake (of either protocol).
+    pub fn is_handshake(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Handshake { .. } | EventKind::ServeHello { .. }
+        )
     }
 
     /// Whether the bytes were not decoded ([`EventKind::Opaque`] or
@@ -194,7 +240,8 @@ impl EventKind {
     }
 
     /// Writes the event's bytes. Requests and replies are laid out for
-    /// `negotiated`; everything else carries its own layout.
+    /// `negotiated` (for the serve protocol, its version); everything else
+    /// carries its own layout.
     pub fn encode(&self, negotiated: &Negotiated, w: &mut Writer) {
         match self {
             EventKind::Handshake { piece } => piece.encode(w),
@@ -204,6 +251,7 @@ impl EventKind {
             }
             EventKind::FramedData { data, .. }
             | EventKind::NarData { data, .. }
+            | EventKind::ExportData { data, .. }
             | EventKind::Opaque { data, .. }
             | EventKind::Truncated { data, .. } => {
                 w.raw(data.as_bytes());
@@ -216,6 +264,9 @@ impl EventKind {
             }
             EventKind::Stderr { message, .. } => message.encode(w),
             EventKind::Reply { reply, .. } => reply.encode(w, negotiated),
+            EventKind::ServeHello { hello } => hello.encode(w),
+            EventKind::ServeRequest { request, .. } => request.encode(w, negotiated.version),
+            EventKind::ServeReply { reply, .. } => reply.encode(w, negotiated.version),
         }
     }
 
@@ -236,8 +287,10 @@ pub struct OpRecord {
     pub seq: u64,
     /// The op word the client sent.
     pub op_word: u64,
-    /// The op, if the word names one.
+    /// The op, if the word names one (worker protocol).
     pub op: Option<Op>,
+    /// The command, if the word names one (serve protocol).
+    pub serve: Option<ServeCommand>,
     /// `STDERR_READ` messages the daemon sent for it.
     pub reads: u64,
     /// Whether the daemon ended its work phase (`STDERR_LAST` or `STDERR_ERROR`).

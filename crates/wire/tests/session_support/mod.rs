@@ -123,6 +123,15 @@ pub fn line(event: &Event) -> String {
             format!("stderr {seq} {}", json["type"].as_str().unwrap())
         }
         EventKind::Reply { seq, reply } => format!("reply #{seq} {}", reply.op().name()),
+        EventKind::ServeHello { hello } => format!("serve-hello {}", hello.version),
+        EventKind::ServeRequest { seq, request } => format!(
+            "serve-request #{seq} {}",
+            request.command().map_or("unknown", |c| c.name())
+        ),
+        EventKind::ServeReply { seq, .. } => format!("serve-reply #{seq}"),
+        EventKind::ExportData { seq, data, end } => {
+            format!("export #{seq} {}B end={end}", data.len())
+        }
         EventKind::Opaque { .. } => "opaque".to_string(),
         EventKind::Truncated { .. } => "truncated".to_string(),
     };
