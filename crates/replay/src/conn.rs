@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use nixcap_wire::handshake::{DaemonNixVersion, FeatureList, HandshakePiece, Trust};
 use nixcap_wire::ops::{Reply, Request, Upload};
 use nixcap_wire::primitives::Writer;
+use nixcap_wire::serve::SERVE_MAGIC_1;
 use nixcap_wire::session::{Direction, Event, EventKind, SessionDecoder};
 use nixcap_wire::stderr::{ErrorInfo, StderrMessage};
 use nixcap_wire::version::WORKER_MAGIC_1;
@@ -51,6 +52,8 @@ enum End {
 }
 
 type Step<T> = Result<T, End>;
+
+mod serve;
 
 pub(crate) struct Live {
     id: u64,
@@ -186,14 +189,6 @@ impl Live {
 
     fn serve(&mut self) -> Step<()> {
         let recorded = Arc::clone(&self.shared.recorded);
-        let Some(template) = recorded
-            .connections
-            .iter()
-            .find(|c| c.daemon_hello.is_some())
-        else {
-            self.problem("the capture holds no daemon handshake to replay".to_owned());
-            return Err(End::Close);
-        };
         // Read the magic alone: clients before Nix 2.23 wait for the daemon's
         // hello before they send their version.
         let mut magic = [0u8; 8];
@@ -203,6 +198,21 @@ impl Live {
             }
             return Err(self.io("reading the client's magic", &e));
         }
+        if u64::from_le_bytes(magic) == SERVE_MAGIC_1 {
+            return self.serve_protocol(magic);
+        }
+        let Some(template) = recorded
+            .connections
+            .iter()
+            .find(|c| c.daemon_hello.is_some() && !c.serve)
+        else {
+            self.problem(
+                "a worker-protocol client, but the capture holds no worker-protocol handshake \
+                 to replay"
+                    .to_owned(),
+            );
+            return Err(End::Close);
+        };
         if u64::from_le_bytes(magic) != WORKER_MAGIC_1 {
             self.problem(format!(
                 "the client did not start with the worker protocol magic (got {:#x})",
@@ -321,7 +331,7 @@ impl Live {
         let template = recorded
             .connections
             .iter()
-            .find(|c| c.handshake_complete && c.daemon_hello.is_some())
+            .find(|c| c.handshake_complete && c.daemon_hello.is_some() && !c.serve)
             .unwrap_or(template);
         let live = self
             .decoder

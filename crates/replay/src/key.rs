@@ -17,6 +17,7 @@
 //! `substitute` flag below 1.27 compare equal to their newer forms.
 
 use nixcap_wire::ops::Request;
+use nixcap_wire::serve::ops::ServeRequest;
 use nixcap_wire::{Negotiated, ProtocolVersion};
 use serde_json::Value;
 
@@ -48,6 +49,37 @@ pub fn request_key(request: &Request) -> Value {
         *text = format!("…/{name}");
     }
     value
+}
+
+/// The key of a serve-protocol request: the command and its fields, with
+/// AddToStoreNar's registration time (the moment the sending store
+/// registered the path, different in every run) left out.
+pub fn serve_key(request: &ServeRequest) -> Value {
+    let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
+    if let (ServeRequest::AddToStoreNar(_), Value::Object(fields)) = (request, &mut value) {
+        fields.remove("registrationTime");
+    }
+    serde_json::json!({ "serve": value })
+}
+
+/// The key argument of a serve-protocol request: its first store path.
+pub fn serve_key_argument(request: &ServeRequest) -> Option<String> {
+    let path = match request {
+        ServeRequest::QueryValidPaths { paths, .. }
+        | ServeRequest::QueryPathInfos { paths }
+        | ServeRequest::ExportPaths { paths, .. }
+        | ServeRequest::QueryClosure { paths, .. } => paths.first()?,
+        ServeRequest::DumpStorePath { path } => path,
+        ServeRequest::BuildDerivation { drv_path, .. } => drv_path,
+        ServeRequest::AddToStoreNar(add) => &add.path,
+        ServeRequest::BuildPaths { paths, .. } => {
+            return paths
+                .first()
+                .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())
+        }
+        ServeRequest::ImportPaths | ServeRequest::Unknown { .. } => return None,
+    };
+    Some(path.to_string())
 }
 
 #[cfg(test)]

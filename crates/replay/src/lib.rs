@@ -202,6 +202,45 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(recorded: Arc<Recorded>, options: Options) -> Shared {
+        Shared {
+            matcher: Mutex::new(Matcher::new(
+                options.match_mode,
+                options.version_policy,
+                Arc::clone(&recorded),
+            )),
+            recorded,
+            options,
+            report: Mutex::new(DivergenceReport::default()),
+            stopping: AtomicBool::new(false),
+            streams: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The report with the recorded ops no client asked for.
+    fn final_report(&self) -> DivergenceReport {
+        let mut report = self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let matcher = self.lock_matcher();
+        report.unused = matcher
+            .unused()
+            .into_iter()
+            .map(|(c, e)| {
+                let conn = &self.recorded.connections[c];
+                let exchange = &conn.exchanges[e];
+                UnusedExchange {
+                    recorded_connection: conn.conn,
+                    seq: exchange.seq,
+                    op: exchange.op_name.clone(),
+                    key_argument: exchange.key_argument.clone(),
+                }
+            })
+            .collect();
+        report
+    }
     pub(crate) fn with_report(&self, f: impl FnOnce(&mut DivergenceReport)) {
         let mut guard = self
             .report
@@ -298,18 +337,7 @@ impl Server {
             listener,
             file: socket_file,
         } = nixcap_socket::bind(&socket_path, 0o600)?;
-        let shared = Arc::new(Shared {
-            matcher: Mutex::new(Matcher::new(
-                options.match_mode,
-                options.version_policy,
-                Arc::clone(&recorded),
-            )),
-            recorded,
-            options,
-            report: Mutex::new(DivergenceReport::default()),
-            stopping: AtomicBool::new(false),
-            streams: Mutex::new(std::collections::HashMap::new()),
-        });
+        let shared = Arc::new(Shared::new(recorded, options));
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("nixcap-replay".to_owned())
@@ -393,23 +421,7 @@ impl Server {
             let _ = worker.join();
         }
         self.socket_file.remove_file();
-        let mut report = self.report();
-        let matcher = self.shared.lock_matcher();
-        report.unused = matcher
-            .unused()
-            .into_iter()
-            .map(|(c, e)| {
-                let conn = &self.shared.recorded.connections[c];
-                let exchange = &conn.exchanges[e];
-                UnusedExchange {
-                    recorded_connection: conn.conn,
-                    seq: exchange.seq,
-                    op: exchange.op_name.clone(),
-                    key_argument: exchange.key_argument.clone(),
-                }
-            })
-            .collect();
-        report
+        self.shared.final_report()
     }
 }
 
@@ -419,6 +431,96 @@ impl Drop for Server {
             let _ = self.stop();
         }
     }
+}
+
+/// Serves one session on a pair of byte streams instead of a socket: the
+/// remote program of an SSH store (`nixcap replay --stdio`), where the
+/// client's bytes arrive on `input` (stdin) and the answers go to `output`
+/// (stdout). The session speaks the worker protocol (`ssh-ng://`, as
+/// `nix-daemon --stdio` would) or the serve protocol (`ssh://`, as
+/// `nix-store --serve` would), whichever the client's first word names.
+///
+/// Returns the report once the session is over: the client closed its
+/// side, or the replayer closed it (divergence). No store root is made: a
+/// remote client reads nothing from the store's disk. `input` is read on a
+/// thread that is not waited for, since a client may keep its side open
+/// after the session is over.
+pub fn serve_stdio<I, O>(
+    capture: DecodedCapture,
+    options: Options,
+    input: I,
+    output: O,
+) -> Result<DivergenceReport, Error>
+where
+    I: std::io::Read + Send + 'static,
+    O: std::io::Write + Send + 'static,
+{
+    if !(options.speed >= 0.0 && options.speed.is_finite()) {
+        return Err(Error::BadSpeed(options.speed));
+    }
+    let recorded = Arc::new(Recorded::new(&capture));
+    if !recorded
+        .connections
+        .iter()
+        .any(|c| c.daemon_hello.is_some() && c.daemon_version.is_some())
+    {
+        return Err(Error::NoHandshake);
+    }
+    let shared = Arc::new(Shared::new(recorded, options.store_root(StoreRoot::None)));
+    let (ours, theirs) = UnixStream::pair().map_err(Error::Thread)?;
+    let to_live = theirs.try_clone().map_err(Error::Thread)?;
+    std::thread::Builder::new()
+        .name("nixcap-replay-stdin".to_owned())
+        .spawn(move || pump_in(input, to_live))
+        .map_err(Error::Thread)?;
+    let from_live = theirs;
+    let out = std::thread::Builder::new()
+        .name("nixcap-replay-stdout".to_owned())
+        .spawn(move || pump_out(from_live, output))
+        .map_err(Error::Thread)?;
+    shared.with_report(|r| r.connections += 1);
+    conn::Live::new(1, ours, Arc::clone(&shared)).run();
+    if let Ok(Err(err)) = out.join() {
+        shared.with_report(|r| {
+            r.problems.push(ConnectionProblem {
+                connection: 1,
+                problem: format!("writing to stdout: {err}"),
+            })
+        });
+    }
+    Ok(shared.final_report())
+}
+
+/// Copies the client's bytes to the live connection until either ends.
+fn pump_in<I: std::io::Read>(mut input: I, mut to: UnixStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if std::io::Write::write_all(&mut to, &buf[..n]).is_err() {
+            return;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Copies the live connection's answers out until the connection ends.
+fn pump_out<O: std::io::Write>(mut from: UnixStream, mut output: O) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match std::io::Read::read(&mut from, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(e),
+        };
+        output.write_all(&buf[..n])?;
+        output.flush()?;
+    }
+    output.flush()
 }
 
 fn accept_loop(listener: UnixListener, shared: Arc<Shared>) -> Vec<JoinHandle<()>> {

@@ -11,13 +11,13 @@ use nixcap_capture::Direction as CaptureDirection;
 use nixcap_view::{DecodedCapture, DecodedConnection};
 use nixcap_wire::handshake::{HandshakePiece, Trust};
 use nixcap_wire::ops::{Op, Reply, Request};
-use nixcap_wire::session::{Direction, EventKind};
+use nixcap_wire::session::{Direction, EventKind, Protocol};
 use nixcap_wire::stderr::StderrMessage;
 use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::key::neutral_key;
+use crate::key::{neutral_key, serve_key, serve_key_argument};
 
 /// Daemon bytes to send, with the time they were recorded.
 #[derive(Debug, Clone)]
@@ -98,6 +98,9 @@ pub(crate) struct RecConn {
     pub daemon_features: Option<Vec<u8>>,
     pub daemon_nix_version: Option<ByteString>,
     pub trust: Option<Trust>,
+    /// Whether the connection speaks the serve protocol (`nix-store
+    /// --serve`); its `daemon_hello` is then the server's serve hello.
+    pub serve: bool,
     /// Nix version, trust and the drain messages, as recorded.
     pub daemon_post: Vec<u8>,
     /// The drain messages alone (the log of the handshake, up to
@@ -163,6 +166,7 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
         daemon_features: None,
         daemon_nix_version: session.daemon_nix_version.clone(),
         trust: session.trust,
+        serve: session.protocol == Some(Protocol::Serve),
         daemon_post: Vec::new(),
         drain: Vec::new(),
         handshake_complete: false,
@@ -174,9 +178,12 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                     .negotiated
                     .clone()
                     .unwrap_or_else(|| Negotiated::new(ProtocolVersion::MIN));
-                let (key, key_argument) = match &exchange.request {
-                    Some(request) => (neutral_key(request, &negotiated), request.key_argument()),
-                    None => (Value::Null, None),
+                let (key, key_argument) = match (&exchange.request, &exchange.serve_request) {
+                    (Some(request), _) => {
+                        (neutral_key(request, &negotiated), request.key_argument())
+                    }
+                    (None, Some(request)) => (serve_key(request), serve_key_argument(request)),
+                    (None, None) => (Value::Null, None),
                 };
                 RecExchange {
                     seq: exchange.seq,
@@ -216,6 +223,14 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
             }
             continue;
         }
+        if let EventKind::ServeHello { .. } = &event.kind {
+            if event.direction == Direction::DaemonToClient {
+                rec.daemon_hello = Some(slice(daemon, event.offset, event.len));
+                // The serve protocol's handshake ends with the hellos.
+                rec.handshake_complete = true;
+            }
+            continue;
+        }
         if let Some(seq) = event.kind.seq() {
             current = index_of(seq, &rec);
         }
@@ -227,7 +242,8 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
             Direction::ClientToDaemon => match &event.kind {
                 EventKind::FramedData { data, .. }
                 | EventKind::ReadAnswer { data, .. }
-                | EventKind::NarData { data, .. } => exchange.upload.update(data.as_bytes()),
+                | EventKind::NarData { data, .. }
+                | EventKind::ExportData { data, .. } => exchange.upload.update(data.as_bytes()),
                 _ => {}
             },
             Direction::DaemonToClient => {
@@ -254,7 +270,9 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                             exchange.incomplete = None;
                         }
                     }
-                    EventKind::NarData { end: true, .. } => exchange.incomplete = None,
+                    EventKind::NarData { end: true, .. }
+                    | EventKind::ExportData { end: true, .. }
+                    | EventKind::ServeReply { .. } => exchange.incomplete = None,
                     EventKind::Truncated { .. } => {
                         exchange.incomplete = Some(
                             "the recorded connection ended in the middle of a daemon message"

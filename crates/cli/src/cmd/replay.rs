@@ -8,8 +8,15 @@
 //!   store root holding the store objects that crossed the wire), and exit
 //!   with CMD's status — or with [`DIVERGED`](crate::exit::DIVERGED) under `--strict` when the
 //!   replay diverged.
+//! - Stdio, `nixcap replay --stdio FILE`: the remote program of an SSH
+//!   store (`ssh-ng://`, `ssh://`): one session on stdin and stdout, in the
+//!   worker or the serve protocol as the client's first word says. Nothing
+//!   else goes to stdout; stderr stays silent unless the replay diverged.
 
 use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -44,8 +51,8 @@ pub enum Versions {
 Exit status: in wrapper mode, the command's status; with --strict, 3 when the replay diverged \
 (a request not in the capture, a different upload, a client stuck in an op the capture cannot \
 finish, a refused protocol version, an answer that cannot be translated for the client's \
-version). Standalone mode exits 0, or 3 when the replay diverged. 2 means the replay could not \
-run.")]
+version). Standalone and --stdio mode exit 0, or 3 when the replay diverged. 2 means the replay \
+could not run.")]
 pub struct Args {
     /// The capture to serve.
     #[arg(value_name = "FILE")]
@@ -53,8 +60,19 @@ pub struct Args {
 
     /// Listen on this socket path (created with mode 0600). Required without
     /// a command; with one, a socket in a fresh private directory is used.
-    #[arg(long, value_name = "SOCK")]
+    #[arg(long, value_name = "SOCK", conflicts_with = "stdio")]
     pub listen: Option<PathBuf>,
+
+    /// Serve one session on stdin and stdout instead of a socket, as the
+    /// remote program of an `ssh-ng://` store (`nix-daemon --stdio`) or an
+    /// `ssh://` store (`nix-store --serve`). Says nothing on stderr unless
+    /// the replay diverged; exits 3 when it did.
+    #[arg(long, conflicts_with = "store_root")]
+    pub stdio: bool,
+
+    /// Internal to --stdio: this process serves the session.
+    #[arg(long, hide = true, requires = "stdio")]
+    pub stdio_session: bool,
 
     /// How live requests find their recorded answers.
     #[arg(long = "match", value_enum, default_value = "keyed")]
@@ -91,6 +109,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.stdio {
+        return replay_stdio(args);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,18 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(replay(args))
 }
 
-async fn replay(args: Args) -> anyhow::Result<ExitCode> {
-    if args.command.is_empty() && args.listen.is_none() {
-        bail!("give --listen SOCK, or a command to run after `--`");
-    }
-    let mut signals = Signals::install()?;
-
-    let store_root = match (&args.store_root, args.command.is_empty()) {
-        (Some(dir), _) => StoreRoot::Dir(dir.clone()),
-        (None, false) => StoreRoot::Temp,
-        (None, true) => StoreRoot::None,
-    };
-    let mut options = Options::default()
+fn options(args: &Args) -> Options {
+    Options::default()
         .match_mode(match args.match_mode {
             Match::Strict => MatchMode::Strict,
             Match::Keyed => MatchMode::Keyed,
@@ -120,7 +131,70 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
             Versions::Refuse => VersionPolicy::Refuse,
             Versions::Translate => VersionPolicy::Translate,
         })
-        .store_root(store_root);
+}
+
+/// Stdio mode: one session of an SSH store's remote program.
+///
+/// Nix ends its remote program with SIGKILL right after closing the pipes,
+/// which could cut the report short. So the process Nix started only runs a
+/// second nixcap in its own process group, with the same stdin, stdout and
+/// stderr; that one serves the session and writes the report, and this one
+/// exits with its status.
+fn replay_stdio(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.command.is_empty() {
+        bail!("--stdio serves the session on stdin and stdout: it takes no command after `--`");
+    }
+    if !args.stdio_session {
+        let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+        argv.push("--stdio-session".into());
+        let exe = std::env::current_exe().context("finding the nixcap executable")?;
+        let status = std::process::Command::new(exe)
+            .args(argv)
+            .process_group(0)
+            .status()
+            .context("starting the stdio replayer")?;
+        return Ok(exit::of_status(status));
+    }
+    let capture = nixcap_capture::read_capture_file(&args.capture)
+        .with_context(|| format!("reading {}", args.capture.display()))?;
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdin")?;
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdout")?;
+    let report = nixcap_replay::serve_stdio(
+        nixcap_view::DecodedCapture::new(capture),
+        options(&args),
+        File::from(stdin),
+        File::from(stdout),
+    )
+    .with_context(|| format!("starting the replay of {}", args.capture.display()))?;
+    if let Some(path) = &args.report {
+        write_report_json(&report, path)?;
+    }
+    if report.diverged() {
+        // The remote program's stderr reaches the user's terminal.
+        eprint!("{}", report.render());
+        return Ok(ExitCode::from(exit::DIVERGED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(args: Args) -> anyhow::Result<ExitCode> {
+    if args.command.is_empty() && args.listen.is_none() {
+        bail!("give --listen SOCK, --stdio, or a command to run after `--`");
+    }
+    let mut signals = Signals::install()?;
+
+    let store_root = match (&args.store_root, args.command.is_empty()) {
+        (Some(dir), _) => StoreRoot::Dir(dir.clone()),
+        (None, false) => StoreRoot::Temp,
+        (None, true) => StoreRoot::None,
+    };
+    let mut options = options(&args).store_root(store_root);
     if let Some(listen) = &args.listen {
         options = options.socket(listen);
     }
@@ -173,8 +247,12 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
 fn finish_report(report: &DivergenceReport, json: Option<&Path>) -> anyhow::Result<bool> {
     eprint!("{}", report.render());
     if let Some(path) = json {
-        let text = serde_json::to_string_pretty(report).context("encoding the report")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        write_report_json(report, path)?;
     }
     Ok(report.diverged())
+}
+
+fn write_report_json(report: &DivergenceReport, path: &Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report).context("encoding the report")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }

@@ -7,7 +7,8 @@
 //! `ssh://localhost?remote-program=W` (`nix-store --serve --write`, the serve protocol), where
 //! `W` is a script that runs `nixcap record --stdio` in front of the real remote program. The
 //! copy must land in the destination store, and the capture directory must hold one capture per
-//! session with every byte relayed.
+//! session with every byte relayed. The same copy is then run against `nixcap replay --stdio` of
+//! that capture as the remote program, and must print and exit as the recorded one did.
 //!
 //! These tests skip (printing why) when a Nix version is missing, and fail instead when
 //! `NIXCAP_REQUIRE_NIX=1` is set.
@@ -107,6 +108,19 @@ impl Work {
                 target.store_uri(),
                 self.captures_dir().display(),
                 kind.remote_program(),
+            ),
+        )
+    }
+
+    /// A remote program that replays `capture` (`nixcap replay --stdio`), writing its report to
+    /// `report`.
+    fn replaying_program(&self, kind: Kind, capture: &Path, report: &Path) -> PathBuf {
+        self.script(
+            &format!("replay-{}", kind.scheme()),
+            &format!(
+                "exec '{NIXCAP}' replay --stdio --report '{}' '{}'",
+                report.display(),
+                capture.display(),
             ),
         )
     }
@@ -300,8 +314,10 @@ fn check_commands(file: &Path, kind: Kind) {
     fs::remove_file(&pcap).unwrap();
 }
 
-/// `nix copy --to <kind>://localhost?remote-program=<recorder>` from one daemon to another.
-fn copy_is_recorded(version: NixVersion, kind: Kind) {
+/// `nix copy --to <kind>://localhost?remote-program=<recorder>` from one daemon to another,
+/// then the same copy with `nixcap replay --stdio` of that capture as the remote program: the
+/// client must print the same and exit the same, with no remote store at all.
+fn copy_is_recorded_and_replayed(version: NixVersion, kind: Kind) {
     let Some(peer) = peer_or_skip(version) else {
         return;
     };
@@ -311,22 +327,25 @@ fn copy_is_recorded(version: NixVersion, kind: Kind) {
     let path = add_input(&peer, &work, &source);
     assert!(!is_valid(&peer, &work, &target, &path));
 
-    let program = work.recording_program(kind, &target);
-    let uri = format!(
-        "{}://localhost?remote-program={}",
-        kind.scheme(),
-        program.display()
-    );
-    let output = client(&peer, &work, "nix", &[target.state_dir()])
-        .store(&source)
-        .args(["copy", "--to", &uri, &path])
-        .output()
-        .unwrap();
+    let copy = |program: &Path| {
+        let uri = format!(
+            "{}://localhost?remote-program={}",
+            kind.scheme(),
+            program.display()
+        );
+        let output = client(&peer, &work, "nix", &[target.state_dir()])
+            .store(&source)
+            .args(["copy", "--to", &uri, &path])
+            .output()
+            .unwrap();
+        (uri, output)
+    };
+    let (uri, recorded) = copy(&work.recording_program(kind, &target));
     assert!(
-        output.status.success(),
+        recorded.status.success(),
         "nix copy --to {uri} ({}): {}",
         peer.nix_version(),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&recorded.stderr)
     );
     assert!(
         is_valid(&peer, &work, &target, &path),
@@ -334,7 +353,7 @@ fn copy_is_recorded(version: NixVersion, kind: Kind) {
     );
 
     let captures = work.captures();
-    assert!(!captures.is_empty(), "no capture was written");
+    assert_eq!(captures.len(), 1, "one session, one capture");
     for (name, capture) in captures {
         assert!(
             name.ends_with(".nixcap") && name.len() > 30,
@@ -342,38 +361,71 @@ fn copy_is_recorded(version: NixVersion, kind: Kind) {
         );
         check_capture(&name, &capture, kind);
         assert_fully_decoded(&name, capture);
-        check_commands(&work.captures_dir().join(&name), kind);
+        let file = work.captures_dir().join(&name);
+        check_commands(&file, kind);
+
+        let report = work.path().join("replay-report.json");
+        let (uri, replayed) = copy(&work.replaying_program(kind, &file, &report));
+        assert_eq!(
+            (
+                replayed.status.code(),
+                String::from_utf8_lossy(&replayed.stdout),
+                String::from_utf8_lossy(&replayed.stderr)
+            ),
+            (
+                recorded.status.code(),
+                String::from_utf8_lossy(&recorded.stdout),
+                String::from_utf8_lossy(&recorded.stderr)
+            ),
+            "nix copy --to {uri} ({}): replayed and recorded runs differ",
+            peer.nix_version()
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&fs::read(&report).expect("the replay report")).unwrap();
+        eprintln!("{report:#}");
+        assert_eq!(report["connections"], 1, "{report:#}");
+        assert!(report["served"].as_u64().unwrap() >= 2, "{report:#}");
+        for list in [
+            "unmatched",
+            "uploadMismatches",
+            "hangs",
+            "refused",
+            "problems",
+            "unused",
+        ] {
+            assert_eq!(report[list], serde_json::json!([]), "{list}: {report:#}");
+        }
     }
 }
 
 #[test]
-fn nix_2_8_copy_to_ssh_ng_is_recorded() {
-    copy_is_recorded(NixVersion::V2_8, Kind::SshNg);
+fn nix_2_8_copy_to_ssh_ng_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_8, Kind::SshNg);
 }
 
 #[test]
-fn nix_2_26_copy_to_ssh_ng_is_recorded() {
-    copy_is_recorded(NixVersion::V2_26, Kind::SshNg);
+fn nix_2_26_copy_to_ssh_ng_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_26, Kind::SshNg);
 }
 
 #[test]
-fn nix_2_34_copy_to_ssh_ng_is_recorded() {
-    copy_is_recorded(NixVersion::V2_34, Kind::SshNg);
+fn nix_2_34_copy_to_ssh_ng_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_34, Kind::SshNg);
 }
 
 #[test]
-fn nix_2_8_copy_to_ssh_is_recorded() {
-    copy_is_recorded(NixVersion::V2_8, Kind::Ssh);
+fn nix_2_8_copy_to_ssh_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_8, Kind::Ssh);
 }
 
 #[test]
-fn nix_2_26_copy_to_ssh_is_recorded() {
-    copy_is_recorded(NixVersion::V2_26, Kind::Ssh);
+fn nix_2_26_copy_to_ssh_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_26, Kind::Ssh);
 }
 
 #[test]
-fn nix_2_34_copy_to_ssh_is_recorded() {
-    copy_is_recorded(NixVersion::V2_34, Kind::Ssh);
+fn nix_2_34_copy_to_ssh_is_recorded_and_replayed() {
+    copy_is_recorded_and_replayed(NixVersion::V2_34, Kind::Ssh);
 }
 
 /// What Nix does at the end of a session: close the pipes, then SIGKILL the remote program at
@@ -452,4 +504,60 @@ fn the_stdio_recorder_passes_the_exit_status_and_keeps_stdout_clean() {
     assert_eq!(output.status.code(), Some(127));
     assert!(output.stdout.is_empty());
     assert!(!work.path().join("two.nixcap").exists());
+}
+
+/// A session the capture cannot answer: `replay --stdio` of a worker-protocol capture to a
+/// serve-protocol client closes the session with nothing written to stdout, says why on stderr
+/// and in the report, and exits 3; a damaged capture is refused with exit 2, naming the file.
+#[test]
+fn the_stdio_replayer_reports_a_session_it_cannot_answer() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures/nix-2.8/add.nixcap");
+    let work = Work::new();
+    let report = work.path().join("report.json");
+    let mut child = Command::new(NIXCAP)
+        .args(["replay", "--stdio", "--report"])
+        .arg(&report)
+        .arg(&fixture)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The serve protocol's client hello: magic, then version 2.7.
+    let mut hello = SERVE_MAGIC_1.to_le_bytes().to_vec();
+    hello.extend_from_slice(&0x207u64.to_le_bytes());
+    stdin.write_all(&hello).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+    assert!(
+        stderr.contains("no serve-protocol connection"),
+        "stderr: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        report["problems"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+
+    let damaged = work.path().join("damaged.nixcap");
+    fs::write(&damaged, b"not a capture").unwrap();
+    let output = Command::new(NIXCAP)
+        .args(["replay", "--stdio"])
+        .arg(&damaged)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("damaged.nixcap"), "stderr: {stderr}");
 }
