@@ -13,6 +13,7 @@ mod objstore; // Captures read from a real S3 server (SeaweedFS on loopback).
 mod optable; // `nixcap export --format parquet` queried by a real DuckDB.
 mod record_e2e; // Real Nix clients and daemons through the recorder (library and `nixcap record`).
 mod remote; // Remote stores over SSH (ssh-ng://, ssh://) recorded with `nixcap record --stdio`.
+mod remote_build; // A build through `--builders` on an ssh-ng:// machine, recorded and replayed.
 mod replay; // Real Nix clients against replayed captures (library `Server` and `nixcap replay`).
 mod replay_versions; // Captures of one Nix version replayed to clients of another, against live runs.
 mod report_kit; // Bug reports: `nixcap redact` on real client runs and `nixcap export` read by tshark.

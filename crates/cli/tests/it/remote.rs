@@ -22,7 +22,7 @@ use nixcap_capture::{read_capture_file, Capture, CloseReason, Direction};
 use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
 use nixcap_view::DecodedCapture;
 
-const NIXCAP: &str = env!("CARGO_BIN_EXE_nixcap");
+pub(super) const NIXCAP: &str = env!("CARGO_BIN_EXE_nixcap");
 
 /// The first word a worker-protocol client sends.
 const WORKER_MAGIC_1: u64 = 0x6e69_7863;
@@ -63,12 +63,12 @@ impl Kind {
 
 /// A working directory with an input file, a capture directory and remote-program scripts,
 /// bound into chroot clients at the same path.
-struct Work {
+pub(super) struct Work {
     dir: tempfile::TempDir,
 }
 
 impl Work {
-    fn new() -> Work {
+    pub(super) fn new() -> Work {
         let dir = tempfile::Builder::new()
             .prefix("nixcap-remote-")
             .tempdir_in("/tmp")
@@ -82,16 +82,16 @@ impl Work {
         Work { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn captures_dir(&self) -> PathBuf {
+    pub(super) fn captures_dir(&self) -> PathBuf {
         self.path().join("captures")
     }
 
     /// Writes an executable script `name` and returns its path.
-    fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(super) fn script(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path().join(name);
         fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
@@ -128,7 +128,7 @@ impl Work {
     /// Every capture in the capture directory, by name, once all are finished. The recorder
     /// finishes a capture just after the client is done with the session, so this waits a
     /// little for the footers.
-    fn captures(&self) -> Vec<(String, Capture)> {
+    pub(super) fn captures(&self) -> Vec<(String, Capture)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let mut names: Vec<String> = fs::read_dir(self.captures_dir())
@@ -153,7 +153,7 @@ impl Work {
 }
 
 /// A client of `peer` with `store` as its store, seeing `work` and the nixcap binary.
-fn client(
+pub(super) fn client(
     peer: &Peer,
     work: &Work,
     program: &str,
@@ -233,7 +233,7 @@ fn check_capture(name: &str, capture: &Capture, kind: Kind) {
 }
 
 /// Asserts that every connection of `capture` decodes with no opaque bytes.
-fn assert_fully_decoded(name: &str, capture: Capture) {
+pub(super) fn assert_fully_decoded(name: &str, capture: Capture) {
     let decoded = DecodedCapture::new(capture);
     for connection in &decoded.connections {
         assert!(
