@@ -12,7 +12,8 @@ use std::path::Path;
 use crate::error::{Location, ReadError, ReadErrorKind};
 use crate::reader::{ReadStats, Reader};
 use crate::types::{
-    Annotation, Block, ConnectionClosed, ConnectionOpened, Direction, Footer, FormatVersion, Header,
+    Annotation, Block, ConnectionClosed, ConnectionOpened, Direction, Footer, FormatVersion,
+    Header, StoreObject,
 };
 
 /// A chunk of bytes seen on a connection.
@@ -27,6 +28,26 @@ pub struct Chunk {
     pub t_nanos: u64,
     /// The bytes.
     pub bytes: Vec<u8>,
+}
+
+/// A store object the recorder fetched itself, with its contents put
+/// together from its data blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedObject {
+    /// The position of its store-object block in the whole capture.
+    pub seq: u64,
+    /// The store-object block.
+    pub object: StoreObject,
+    /// The contents (empty when missing, or when the capture ends before
+    /// they do; `object.size` says how long they should be).
+    pub contents: Vec<u8>,
+}
+
+impl CapturedObject {
+    /// Whether the contents are there, whole.
+    pub fn is_complete(&self) -> bool {
+        self.object.is_present() && self.contents.len() as u64 == self.object.size
+    }
 }
 
 /// One connection of a capture.
@@ -86,6 +107,9 @@ pub struct Capture {
     pub connections: Vec<Connection>,
     /// The annotations, in capture order, with their block positions.
     pub annotations: Vec<(u64, Annotation)>,
+    /// Store objects the recorder fetched itself (format 1.1), in capture
+    /// order: not part of any connection.
+    pub store_objects: Vec<CapturedObject>,
     /// Blocks of unknown types, with their positions, type bytes and bodies.
     pub unknown_blocks: Vec<(u64, u8, Vec<u8>)>,
     /// The footer, if the capture was finished and read intact up to it.
@@ -128,6 +152,7 @@ pub fn read_capture<R: Read>(input: R) -> Result<Capture, ReadError> {
         header: reader.header().clone(),
         connections: Vec::new(),
         annotations: Vec::new(),
+        store_objects: Vec::new(),
         unknown_blocks: Vec::new(),
         footer: None,
         damage: None,
@@ -135,6 +160,8 @@ pub fn read_capture<R: Read>(input: R) -> Result<Capture, ReadError> {
     };
     // Maps open connection ids to their index in `capture.connections`.
     let mut open = std::collections::HashMap::new();
+    // Maps store-object ids to their index in `capture.store_objects`.
+    let mut objects = std::collections::HashMap::new();
     for (seq, item) in (0u64..).zip(reader.by_ref()) {
         let block = match item {
             Ok(block) => block,
@@ -171,6 +198,22 @@ pub fn read_capture<R: Read>(input: R) -> Result<Capture, ReadError> {
                 }
             }
             Block::Annotation(annotation) => capture.annotations.push((seq, annotation)),
+            Block::StoreObject(object) => {
+                objects.insert(object.object, capture.store_objects.len());
+                capture.store_objects.push(CapturedObject {
+                    seq,
+                    object,
+                    contents: Vec::new(),
+                });
+            }
+            Block::StoreObjectData(data) => {
+                // The reader has checked that the object takes these bytes.
+                if let Some(&index) = objects.get(&data.object) {
+                    capture.store_objects[index]
+                        .contents
+                        .extend_from_slice(&data.bytes);
+                }
+            }
             Block::Footer(footer) => capture.footer = Some(footer),
             Block::Unknown { block_type, body } => {
                 capture.unknown_blocks.push((seq, block_type, body));

@@ -303,6 +303,16 @@ pub enum ReadErrorKind {
         /// The hash of the bytes read.
         actual: [u8; 32],
     },
+    /// A store object's contents disagree with its store-object block.
+    #[error("store object {object} ({name}): {problem}")]
+    StoreObjectMismatch {
+        /// The object id.
+        object: u64,
+        /// Its store path or derivation.
+        name: String,
+        /// What differs.
+        problem: String,
+    },
     /// The footer's statistics disagree with the blocks.
     #[error("the footer disagrees with the blocks: {problem}")]
     FooterMismatch {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     Annotation, CloseReason, ConnectionClosed, ConnectionOpened, ConnectionSummary, Data,
-    Direction, Footer, FrameIndexEntry, Header, PeerCred, StreamDigest,
+    Direction, Footer, FrameIndexEntry, Header, PeerCred, StoreObject, StoreObjectKind,
+    StreamDigest,
 };
 
 /// The first eight bytes of every capture file.
@@ -18,7 +19,7 @@ pub const MAGIC: [u8; 8] = *b"\x89NIXCAP\n";
 /// The major format version this crate writes and reads.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The minor format version this crate writes.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// The tag that starts every frame envelope.
 pub const FRAME_TAG: [u8; 4] = *b"NXFR";
@@ -62,6 +63,12 @@ pub const BLOCK_CONNECTION_CLOSED: u8 = 0x03;
 pub const BLOCK_ANNOTATION: u8 = 0x04;
 /// Block type of the footer block.
 pub const BLOCK_FOOTER: u8 = 0x05;
+/// Block type of a store-object block (format 1.1).
+pub const BLOCK_STORE_OBJECT: u8 = 0x06;
+/// Block type of a store-object data block (format 1.1).
+pub const BLOCK_STORE_OBJECT_DATA: u8 = 0x07;
+/// Store objects the reader tracks as incomplete at the same time.
+pub const MAX_OPEN_STORE_OBJECTS: usize = 65_536;
 
 /// CRC-32C (Castagnoli), reflected, initial value and final XOR `0xFFFF_FFFF`.
 /// The check value of `b"123456789"` is `0xE306_9283`.
@@ -258,6 +265,52 @@ pub struct ClosedBody {
 pub struct AnnotationBody {
     pub t_nanos: u64,
     pub text: String,
+}
+
+/// The postcard body of a store-object block.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoreObjectBody {
+    pub object: u64,
+    pub t_nanos: u64,
+    pub kind: u32,
+    pub name: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub missing: String,
+}
+
+impl From<&StoreObject> for StoreObjectBody {
+    fn from(b: &StoreObject) -> Self {
+        StoreObjectBody {
+            object: b.object,
+            t_nanos: b.t_nanos,
+            kind: b.kind.code(),
+            name: b.name.clone(),
+            size: b.size,
+            sha256: b.sha256,
+            missing: b.missing.clone(),
+        }
+    }
+}
+
+impl From<StoreObjectBody> for StoreObject {
+    fn from(b: StoreObjectBody) -> Self {
+        StoreObject {
+            object: b.object,
+            t_nanos: b.t_nanos,
+            kind: StoreObjectKind::from_code(b.kind),
+            name: b.name,
+            size: b.size,
+            sha256: b.sha256,
+            missing: b.missing,
+        }
+    }
+}
+
+/// The postcard head of a store-object data block; the raw bytes follow it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoreObjectDataHead {
+    pub object: u64,
 }
 
 /// The postcard body of the footer block.

@@ -2,7 +2,8 @@
 //! byte streams.
 //!
 //! A capture file holds a header, then connection-opened, data,
-//! connection-closed and annotation blocks in capture order, grouped into
+//! connection-closed and annotation blocks in capture order (and store
+//! objects the recorder fetched itself, kept apart from every connection), grouped into
 //! independently compressed frames, then a footer with statistics and an
 //! index, and a fixed-size trailer pointing at the footer. The container knows
 //! nothing about the protocol carried in the data blocks, as pcap knows
@@ -29,12 +30,13 @@ mod types;
 pub mod utc;
 mod writer;
 
-pub use capture::{read_capture, read_capture_file, Capture, Chunk, Connection};
+pub use capture::{read_capture, read_capture_file, Capture, CapturedObject, Chunk, Connection};
 pub use error::{FrameProblem, Location, Part, ReadError, ReadErrorKind, WriteError};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use reader::{read_index, FooterStatus, Index, ReadStats, Reader};
 pub use types::{
     Annotation, Block, CloseReason, ConnectionClosed, ConnectionOpened, ConnectionSummary, Data,
-    Direction, Footer, FormatVersion, FrameIndexEntry, Header, PeerCred, StreamDigest,
+    Direction, Footer, FormatVersion, FrameIndexEntry, Header, PeerCred, StoreObject,
+    StoreObjectData, StoreObjectKind, StreamDigest,
 };
 pub use writer::{Summary, Writer, WriterOptions};

@@ -19,14 +19,15 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{FrameProblem, Location, Part, ReadError, ReadErrorKind};
 use crate::format::{
-    self, AnnotationBody, ClosedBody, DataHead, FooterBody, OpenedBody, Trailer, BLOCK_ANNOTATION,
-    BLOCK_CONNECTION_CLOSED, BLOCK_CONNECTION_OPENED, BLOCK_DATA, BLOCK_FOOTER, ENVELOPE_LEN,
-    FRAME_TAG, MAX_INDEXED_CONNECTIONS, MAX_INDEXED_FRAMES, MAX_OPEN_CONNECTIONS, TRAILER_LEN,
-    TRAILER_TAG,
+    self, AnnotationBody, ClosedBody, DataHead, FooterBody, OpenedBody, StoreObjectBody,
+    StoreObjectDataHead, Trailer, BLOCK_ANNOTATION, BLOCK_CONNECTION_CLOSED,
+    BLOCK_CONNECTION_OPENED, BLOCK_DATA, BLOCK_FOOTER, BLOCK_STORE_OBJECT, BLOCK_STORE_OBJECT_DATA,
+    ENVELOPE_LEN, FRAME_TAG, MAX_INDEXED_CONNECTIONS, MAX_INDEXED_FRAMES, MAX_OPEN_CONNECTIONS,
+    MAX_OPEN_STORE_OBJECTS, TRAILER_LEN, TRAILER_TAG,
 };
 use crate::types::{
     Block, ConnectionClosed, ConnectionSummary, Direction, Footer, FormatVersion, FrameIndexEntry,
-    Header,
+    Header, StoreObject, StoreObjectData,
 };
 
 mod frames;
@@ -63,6 +64,12 @@ pub struct ReadStats {
     pub bytes_client_to_server: u64,
     /// Data bytes server to client.
     pub bytes_server_to_client: u64,
+    /// Store-object blocks (format 1.1), present or missing.
+    pub store_objects: u64,
+    /// Store objects recorded as missing.
+    pub store_objects_missing: u64,
+    /// Bytes of store-object contents.
+    pub store_object_bytes: u64,
     /// Smallest block timestamp seen.
     pub first_t_nanos: Option<u64>,
     /// Largest block timestamp seen.
@@ -78,6 +85,15 @@ struct Tracked {
     hashers: [Sha256; 2],
     bytes: [u64; 2],
     summary_slot: Option<usize>,
+}
+
+/// Per-store-object state while reading: its contents so far.
+struct TrackedObject {
+    name: String,
+    size: u64,
+    sha256: [u8; 32],
+    hasher: Sha256,
+    bytes: u64,
 }
 
 /// A streaming capture reader over any `Read`.
@@ -98,6 +114,8 @@ pub struct Reader<R: Read> {
     block_in_frame: u64,
     open: HashMap<u64, Tracked>,
     seen_ids: HashSet<u64>,
+    objects: HashMap<u64, TrackedObject>,
+    seen_objects: HashSet<u64>,
     summaries: Vec<ConnectionSummary>,
     frame_entries: Vec<FrameIndexEntry>,
     footer: Option<Footer>,
@@ -143,6 +161,8 @@ impl<R: Read> Reader<R> {
             block_in_frame: 0,
             open: HashMap::new(),
             seen_ids: HashSet::new(),
+            objects: HashMap::new(),
+            seen_objects: HashSet::new(),
             summaries: Vec::new(),
             frame_entries: Vec::new(),
             footer: None,
@@ -465,6 +485,19 @@ impl<R: Read> Reader<R> {
                     postcard::take_from_bytes::<AnnotationBody>(body).map_err(postcard_bad)?;
                 Ok(Block::Annotation(body.into()))
             }
+            BLOCK_STORE_OBJECT => {
+                let (body, _) =
+                    postcard::take_from_bytes::<StoreObjectBody>(body).map_err(postcard_bad)?;
+                Ok(Block::StoreObject(body.into()))
+            }
+            BLOCK_STORE_OBJECT_DATA => {
+                let (head, bytes) =
+                    postcard::take_from_bytes::<StoreObjectDataHead>(body).map_err(postcard_bad)?;
+                Ok(Block::StoreObjectData(StoreObjectData {
+                    object: head.object,
+                    bytes: bytes.to_vec(),
+                }))
+            }
             BLOCK_FOOTER => {
                 let (body, _) =
                     postcard::take_from_bytes::<FooterBody>(body).map_err(postcard_bad)?;
@@ -563,8 +596,96 @@ impl<R: Read> Reader<R> {
                 self.stats.connections_closed += 1;
             }
             Block::Annotation(_) => self.stats.annotations += 1,
+            Block::StoreObject(b) => self.check_store_object(b)?,
+            Block::StoreObjectData(b) => self.check_store_object_data(b)?,
             Block::Unknown { .. } => self.stats.unknown_blocks += 1,
             Block::Footer(footer) => self.check_footer(footer)?,
+        }
+        Ok(())
+    }
+
+    fn check_store_object(&mut self, b: &StoreObject) -> Result<(), ReadError> {
+        let mismatch = |problem: String| ReadErrorKind::StoreObjectMismatch {
+            object: b.object,
+            name: b.name.clone(),
+            problem,
+        };
+        if !self.seen_objects.insert(b.object) {
+            return Err(self.block_error(mismatch("the id is used a second time".to_owned()), None));
+        }
+        if !b.is_present() && b.size != 0 {
+            let problem = format!("recorded as missing, with a size of {}", b.size);
+            return Err(self.block_error(mismatch(problem), None));
+        }
+        if self.objects.len() >= MAX_OPEN_STORE_OBJECTS {
+            let problem = format!("more than {MAX_OPEN_STORE_OBJECTS} incomplete store objects");
+            return Err(self.block_error(mismatch(problem), None));
+        }
+        self.stats.store_objects += 1;
+        if !b.is_present() {
+            self.stats.store_objects_missing += 1;
+            return Ok(());
+        }
+        let tracked = TrackedObject {
+            name: b.name.clone(),
+            size: b.size,
+            sha256: b.sha256,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        if b.size == 0 {
+            return self.complete_object(b.object, tracked);
+        }
+        self.objects.insert(b.object, tracked);
+        Ok(())
+    }
+
+    fn check_store_object_data(&mut self, b: &StoreObjectData) -> Result<(), ReadError> {
+        let Some(tracked) = self.objects.get_mut(&b.object) else {
+            let problem = if self.seen_objects.contains(&b.object) {
+                format!(
+                    "contents for store object {}, which is already complete",
+                    b.object
+                )
+            } else {
+                format!(
+                    "contents for store object {}, which was never described",
+                    b.object
+                )
+            };
+            return Err(self.block_error(ReadErrorKind::Inconsistent { problem }, None));
+        };
+        tracked.hasher.update(&b.bytes);
+        tracked.bytes += b.bytes.len() as u64;
+        self.stats.store_object_bytes += b.bytes.len() as u64;
+        if tracked.bytes > tracked.size {
+            let kind = ReadErrorKind::StoreObjectMismatch {
+                object: b.object,
+                name: tracked.name.clone(),
+                problem: format!(
+                    "{} bytes of contents, its block says {}",
+                    tracked.bytes, tracked.size
+                ),
+            };
+            return Err(self.block_error(kind, None));
+        }
+        if tracked.bytes == tracked.size {
+            if let Some(tracked) = self.objects.remove(&b.object) {
+                return self.complete_object(b.object, tracked);
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_object(&mut self, object: u64, tracked: TrackedObject) -> Result<(), ReadError> {
+        let actual: [u8; 32] = tracked.hasher.finalize().into();
+        if actual != tracked.sha256 {
+            let kind = ReadErrorKind::StoreObjectMismatch {
+                object,
+                name: tracked.name,
+                problem: "SHA-256 of the contents does not match its block".to_owned(),
+            };
+            return Err(self.block_error(kind, None));
         }
         Ok(())
     }
@@ -591,6 +712,17 @@ impl<R: Read> Reader<R> {
                 inconsistent("connections are still open at the footer"),
                 self.open_connections().first().copied(),
             ));
+        }
+        if let Some((&object, tracked)) = self.objects.iter().min_by_key(|(id, _)| **id) {
+            let kind = ReadErrorKind::StoreObjectMismatch {
+                object,
+                name: tracked.name.clone(),
+                problem: format!(
+                    "only {} of its {} bytes before the footer",
+                    tracked.bytes, tracked.size
+                ),
+            };
+            return Err(self.block_error(kind, None));
         }
         let block_frames = self.stats.frames.saturating_sub(1);
         let mut problems = Vec::new();

@@ -235,6 +235,84 @@ pub struct Annotation {
     pub text: String,
 }
 
+/// What a store object holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum StoreObjectKind {
+    /// The NAR serialisation of a store path.
+    Nar,
+    /// The build log of a derivation, uncompressed.
+    BuildLog,
+    /// A kind written by a newer version of the format that this reader does not know.
+    Unknown(u32),
+}
+
+impl StoreObjectKind {
+    /// The kind's number on disk (see `docs/FORMAT.md`).
+    pub fn code(self) -> u32 {
+        match self {
+            StoreObjectKind::Nar => 0,
+            StoreObjectKind::BuildLog => 1,
+            StoreObjectKind::Unknown(code) => code,
+        }
+    }
+
+    /// The kind of an on-disk number.
+    pub fn from_code(code: u32) -> StoreObjectKind {
+        match code {
+            0 => StoreObjectKind::Nar,
+            1 => StoreObjectKind::BuildLog,
+            other => StoreObjectKind::Unknown(other),
+        }
+    }
+
+    /// A short name for human output: `nar`, `build-log` or `kind-<n>`.
+    pub fn name(self) -> String {
+        match self {
+            StoreObjectKind::Nar => "nar".to_owned(),
+            StoreObjectKind::BuildLog => "build-log".to_owned(),
+            StoreObjectKind::Unknown(code) => format!("kind-{code}"),
+        }
+    }
+}
+
+/// A store-object block: the contents of a store path (or a build log) that
+/// the recorder fetched itself, outside every recorded connection. Its bytes
+/// follow in store-object data blocks ([`StoreObjectData`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreObject {
+    /// The object id, unique within the capture.
+    pub object: u64,
+    /// Nanoseconds since the capture start.
+    pub t_nanos: u64,
+    /// What the contents are.
+    pub kind: StoreObjectKind,
+    /// The store path (for a NAR) or the derivation's store path (for a build log).
+    pub name: String,
+    /// Length of the contents; 0 when `missing` is set.
+    pub size: u64,
+    /// SHA-256 of the contents.
+    pub sha256: [u8; 32],
+    /// Why the contents could not be fetched; empty when they are present.
+    pub missing: String,
+}
+
+impl StoreObject {
+    /// Whether the contents are present (possibly empty) rather than missing.
+    pub fn is_present(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// A store-object data block: a piece of a store object's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreObjectData {
+    /// The object id of its store-object block.
+    pub object: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// Per-connection entry of the footer index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSummary {
@@ -315,6 +393,10 @@ pub enum Block {
     ConnectionClosed(ConnectionClosed),
     /// Free text.
     Annotation(Annotation),
+    /// Contents the recorder fetched itself: a store object's description.
+    StoreObject(StoreObject),
+    /// A piece of a store object's contents.
+    StoreObjectData(StoreObjectData),
     /// The footer (the last block of a finished capture).
     Footer(Footer),
     /// A block type this reader does not know, kept as raw bytes.
@@ -333,7 +415,11 @@ impl Block {
             Block::ConnectionOpened(b) => Some(b.conn),
             Block::Data(b) => Some(b.conn),
             Block::ConnectionClosed(b) => Some(b.conn),
-            Block::Annotation(_) | Block::Footer(_) | Block::Unknown { .. } => None,
+            Block::Annotation(_)
+            | Block::StoreObject(_)
+            | Block::StoreObjectData(_)
+            | Block::Footer(_)
+            | Block::Unknown { .. } => None,
         }
     }
 
@@ -344,8 +430,9 @@ impl Block {
             Block::Data(b) => Some(b.t_nanos),
             Block::ConnectionClosed(b) => Some(b.t_nanos),
             Block::Annotation(b) => Some(b.t_nanos),
+            Block::StoreObject(b) => Some(b.t_nanos),
             Block::Footer(b) => Some(b.end_nanos),
-            Block::Unknown { .. } => None,
+            Block::StoreObjectData(_) | Block::Unknown { .. } => None,
         }
     }
 }

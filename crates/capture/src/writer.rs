@@ -19,15 +19,16 @@ use sha2::{Digest, Sha256};
 
 use crate::error::WriteError;
 use crate::format::{
-    self, AnnotationBody, ClosedBody, Envelope, FooterBody, OpenedBody, Trailer, BLOCK_ANNOTATION,
-    BLOCK_CONNECTION_CLOSED, BLOCK_CONNECTION_OPENED, BLOCK_DATA, BLOCK_FOOTER, FORMAT_MAJOR,
-    FORMAT_MINOR, MAGIC, MAX_BLOCK_BODY_LEN, MAX_DATA_CHUNK_LEN, MAX_FRAME_MAX_BYTES,
+    self, AnnotationBody, ClosedBody, Envelope, FooterBody, OpenedBody, StoreObjectBody,
+    StoreObjectDataHead, Trailer, BLOCK_ANNOTATION, BLOCK_CONNECTION_CLOSED,
+    BLOCK_CONNECTION_OPENED, BLOCK_DATA, BLOCK_FOOTER, BLOCK_STORE_OBJECT, BLOCK_STORE_OBJECT_DATA,
+    FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_BLOCK_BODY_LEN, MAX_DATA_CHUNK_LEN, MAX_FRAME_MAX_BYTES,
     MAX_FRAME_UNCOMPRESSED_LEN, MAX_HEADER_BODY_LEN, MAX_INDEXED_CONNECTIONS, MAX_INDEXED_FRAMES,
     MAX_OPEN_CONNECTIONS,
 };
 use crate::types::{
     Annotation, CloseReason, ConnectionClosed, ConnectionOpened, ConnectionSummary, Direction,
-    Footer, FrameIndexEntry, Header, PeerCred, StreamDigest,
+    Footer, FrameIndexEntry, Header, PeerCred, StoreObject, StoreObjectKind, StreamDigest,
 };
 
 /// How the writer cuts frames and compresses them.
@@ -86,6 +87,8 @@ pub struct Summary {
     pub blocks: u64,
     /// Annotation blocks.
     pub annotations: u64,
+    /// Store objects (present or missing).
+    pub store_objects: u64,
     /// Frames written to the output (after `finish`, the footer frame included).
     pub frames: u64,
     /// Uncompressed size of all blocks, written or pending (the footer not included).
@@ -329,6 +332,77 @@ impl<W: Write> Writer<W> {
         }
         self.summary.open_connections = self.open.len() as u64;
         self.after_block(t_nanos)
+    }
+
+    /// Records contents the caller fetched itself, outside every connection
+    /// (a NAR or a build log): one store-object block, then the bytes in
+    /// store-object data blocks of at most 16 MiB. Returns the object id.
+    pub fn store_object(
+        &mut self,
+        t_nanos: u64,
+        kind: StoreObjectKind,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<u64, WriteError> {
+        let object = StoreObject {
+            object: self.summary.store_objects,
+            t_nanos,
+            kind,
+            name: name.to_owned(),
+            size: contents.len() as u64,
+            sha256: Sha256::digest(contents).into(),
+            missing: String::new(),
+        };
+        self.push_store_object(&object)?;
+        let head = postcard::to_stdvec(&StoreObjectDataHead {
+            object: object.object,
+        })
+        .map_err(|e| WriteError::Encode {
+            what: "store-object data block",
+            message: e.to_string(),
+        })?;
+        for chunk in contents.chunks(MAX_DATA_CHUNK_LEN) {
+            self.make_room(head.len() + chunk.len())?;
+            self.push_block(BLOCK_STORE_OBJECT_DATA, &[&head, chunk], t_nanos);
+            self.after_block(t_nanos)?;
+        }
+        Ok(object.object)
+    }
+
+    /// Records that a store object could not be fetched, and why. Returns
+    /// the object id.
+    pub fn missing_store_object(
+        &mut self,
+        t_nanos: u64,
+        kind: StoreObjectKind,
+        name: &str,
+        reason: &str,
+    ) -> Result<u64, WriteError> {
+        let object = StoreObject {
+            object: self.summary.store_objects,
+            t_nanos,
+            kind,
+            name: name.to_owned(),
+            size: 0,
+            sha256: Sha256::digest([]).into(),
+            missing: if reason.is_empty() {
+                "unknown reason".to_owned()
+            } else {
+                reason.to_owned()
+            },
+        };
+        self.push_store_object(&object)?;
+        Ok(object.object)
+    }
+
+    fn push_store_object(&mut self, object: &StoreObject) -> Result<(), WriteError> {
+        self.check_usable()?;
+        let body = encode("store-object block", &StoreObjectBody::from(object))?;
+        check_block_len("store object name", body.len())?;
+        self.make_room(body.len())?;
+        self.push_block(BLOCK_STORE_OBJECT, &[&body], object.t_nanos);
+        self.summary.store_objects += 1;
+        self.after_block(object.t_nanos)
     }
 
     /// Records a free-text annotation.

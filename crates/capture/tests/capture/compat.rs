@@ -6,12 +6,12 @@ use std::io::Cursor;
 
 use nixcap_capture::format::{
     self, AnnotationBody, ClosedBody, DataHead, Envelope, FooterBody, HeaderBody, OpenedBody,
-    Trailer,
+    StoreObjectBody, StoreObjectDataHead, Trailer,
 };
 use nixcap_capture::{
     read_capture, read_index, Annotation, Block, CloseReason, ConnectionClosed, ConnectionOpened,
     ConnectionSummary, Data, Direction, Footer, FooterStatus, FrameIndexEntry, ReadErrorKind,
-    Reader, StreamDigest,
+    Reader, StoreObject, StoreObjectKind, StreamDigest,
 };
 use sha2::{Digest, Sha256};
 
@@ -307,4 +307,142 @@ fn files_of_this_version_stay_readable() {
     assert!(error.is_none());
     assert_eq!(blocks, expected);
     assert_eq!(footer.unwrap().end_nanos, crate::corrupt::REFERENCE_END);
+}
+
+/// A file of 1.1 store-object blocks (and no connection), as a writer would make it, from the
+/// blocks given.
+/// A block as the file builder takes it: type and body.
+type RawBlock = (u8, Vec<u8>);
+
+fn store_object_file(blocks: &[RawBlock]) -> Vec<u8> {
+    let mut builder = FileBuilder::new(1, b"");
+    builder.frame(blocks, (0, 0));
+    let footer = Footer {
+        end_nanos: 50,
+        frames: 0,
+        blocks: blocks.len() as u64,
+        annotations: 0,
+        uncompressed_bytes: 0,
+        compressed_bytes: 0,
+        bytes_client_to_server: 0,
+        bytes_server_to_client: 0,
+        connections_complete: true,
+        connections: vec![],
+        frame_index_complete: true,
+        frame_index: Vec::new(),
+    };
+    builder.finish(footer, b"")
+}
+
+fn object_block(object: u64, size: u64, contents_sha: &[u8], missing: &str) -> RawBlock {
+    let object = StoreObject {
+        object,
+        t_nanos: 5,
+        kind: StoreObjectKind::Nar,
+        name: format!("/nix/store/{object:032}-o"),
+        size,
+        sha256: Sha256::digest(contents_sha).into(),
+        missing: missing.to_owned(),
+    };
+    (
+        format::BLOCK_STORE_OBJECT,
+        postcard::to_stdvec(&StoreObjectBody::from(&object)).unwrap(),
+    )
+}
+
+fn object_data(object: u64, bytes: &[u8]) -> RawBlock {
+    let mut body = postcard::to_stdvec(&StoreObjectDataHead { object }).unwrap();
+    body.extend_from_slice(bytes);
+    (format::BLOCK_STORE_OBJECT_DATA, body)
+}
+
+#[test]
+fn store_objects_round_trip_apart_from_the_connections() {
+    let big = crate::support::noise((16 << 20) + 1000, 7);
+    let mut writer =
+        nixcap_capture::Writer::new(Vec::new(), fixed_header(), manual_frames()).unwrap();
+    writer.open_connection(1, 1, None, BTreeMap::new()).unwrap();
+    writer.data(1, Direction::ClientToServer, 2, b"hi").unwrap();
+    writer
+        .store_object(3, StoreObjectKind::Nar, "/nix/store/a-big", &big)
+        .unwrap();
+    writer
+        .store_object(4, StoreObjectKind::BuildLog, "/nix/store/b.drv", b"")
+        .unwrap();
+    writer
+        .missing_store_object(5, StoreObjectKind::Nar, "/nix/store/c", "daemon said no")
+        .unwrap();
+    let (file, summary) = writer.finish(6).unwrap();
+    assert_eq!(summary.store_objects, 3);
+    let capture = read_capture(&file[..]).unwrap();
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    assert_eq!(capture.version.to_string(), "1.1");
+    // The big object took two data blocks; none of it is connection traffic.
+    assert_eq!(capture.connections.len(), 1);
+    assert_eq!(
+        capture.connections[0].stream(Direction::ClientToServer),
+        b"hi"
+    );
+    assert_eq!(capture.stats.bytes_client_to_server, 2);
+    assert_eq!(capture.stats.store_objects, 3);
+    assert_eq!(capture.stats.store_objects_missing, 1);
+    assert_eq!(capture.stats.store_object_bytes, big.len() as u64);
+    let objects = &capture.store_objects;
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[0].object.name, "/nix/store/a-big");
+    assert!(objects[0].is_complete());
+    assert_eq!(objects[0].contents, big);
+    assert_eq!(objects[1].object.kind, StoreObjectKind::BuildLog);
+    assert!(objects[1].is_complete() && objects[1].contents.is_empty());
+    assert!(!objects[2].object.is_present());
+    assert_eq!(objects[2].object.missing, "daemon said no");
+    assert!(!objects[2].is_complete());
+}
+
+#[test]
+fn store_object_damage_is_named() {
+    let cases: Vec<(Vec<RawBlock>, &str)> = vec![
+        (
+            vec![object_block(0, 3, b"abc", ""), object_data(0, b"abd")],
+            "store object 0 (/nix/store/00000000000000000000000000000000-o): SHA-256 of the contents does not match its block",
+        ),
+        (
+            vec![object_block(0, 2, b"ab", ""), object_data(0, b"abc")],
+            "store object 0 (/nix/store/00000000000000000000000000000000-o): 3 bytes of contents, its block says 2",
+        ),
+        (
+            vec![object_data(4, b"x")],
+            "contents for store object 4, which was never described",
+        ),
+        (
+            vec![object_block(0, 1, b"a", ""), object_data(0, b"a"), object_data(0, b"b")],
+            "contents for store object 0, which is already complete",
+        ),
+        (
+            vec![object_block(0, 0, b"", "gone"), object_block(0, 0, b"", "")],
+            "the id is used a second time",
+        ),
+        (
+            vec![object_block(0, 9, b"", "gone")],
+            "recorded as missing, with a size of 9",
+        ),
+        (
+            vec![object_block(0, 4, b"abcd", ""), object_data(0, b"ab")],
+            "only 2 of its 4 bytes before the footer",
+        ),
+    ];
+    for (blocks, expected) in cases {
+        let file = store_object_file(&blocks);
+        let capture = read_capture(&file[..]).unwrap();
+        let damage = capture.damage.expect(expected);
+        assert!(
+            damage.to_string().contains(expected),
+            "{damage} does not say {expected}"
+        );
+    }
+    // The same blocks, intact, read cleanly.
+    let file = store_object_file(&[object_block(0, 3, b"abc", ""), object_data(0, b"abc")]);
+    let capture = read_capture(&file[..]).unwrap();
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    assert_eq!(capture.store_objects[0].contents, b"abc");
 }

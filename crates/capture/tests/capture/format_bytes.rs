@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use nixcap_capture::{CloseReason, Direction, Header, PeerCred, Writer, WriterOptions};
+use nixcap_capture::{
+    CloseReason, Direction, Header, PeerCred, StoreObjectKind, Writer, WriterOptions,
+};
 use sha2::{Digest, Sha256};
 
 /// CRC-32C, bit by bit, as specified in section 1.
@@ -138,6 +140,19 @@ enum Parsed {
     Annotation {
         t: u64,
         text: String,
+    },
+    StoreObject {
+        object: u64,
+        t: u64,
+        kind: u32,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+        missing: String,
+    },
+    StoreObjectData {
+        object: u64,
+        payload: Vec<u8>,
     },
     Footer(ParsedFooter),
 }
@@ -321,6 +336,19 @@ fn parse_body(block_type: u8, body: &[u8]) -> Parsed {
             }
             Parsed::Footer(footer)
         }
+        0x06 => Parsed::StoreObject {
+            object: b.u64(),
+            t: b.u64(),
+            kind: b.u32(),
+            name: b.string(),
+            size: b.u64(),
+            sha256: b.sha(),
+            missing: b.string(),
+        },
+        0x07 => Parsed::StoreObjectData {
+            object: b.u64(),
+            payload: b.rest().to_vec(),
+        },
         other => panic!("unexpected block type {other:#04x}"),
     };
     assert!(
@@ -373,20 +401,35 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
     writer
         .open_connection(2, 5_000, None, BTreeMap::new())
         .unwrap();
+    let nar_path = "/nix/store/00000000000000000000000000000000-x";
+    let log_drv = "/nix/store/11111111111111111111111111111111-x.drv";
+    assert_eq!(
+        writer
+            .store_object(5_500, StoreObjectKind::Nar, nar_path, b"nar")
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        writer
+            .missing_store_object(5_600, StoreObjectKind::BuildLog, log_drv, "gone")
+            .unwrap(),
+        1
+    );
     let (file, _) = writer.finish(6_000).unwrap();
 
     // The worked example of section 13, byte for byte.
     let example: [u8; 60] = [
-        0x89, 0x4e, 0x49, 0x58, 0x43, 0x41, 0x50, 0x0a, 0x01, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00,
+        0x89, 0x4e, 0x49, 0x58, 0x43, 0x41, 0x50, 0x0a, 0x01, 0x00, 0x01, 0x00, 0x28, 0x00, 0x00,
         0x00, 0x0c, 0x6e, 0x69, 0x78, 0x63, 0x61, 0x70, 0x20, 0x30, 0x2e, 0x31, 0x2e, 0x30, 0x95,
         0x9a, 0x97, 0xec, 0xe3, 0x9f, 0xe7, 0xcb, 0x17, 0x01, 0x08, 0x68, 0x6f, 0x73, 0x74, 0x6e,
-        0x61, 0x6d, 0x65, 0x07, 0x62, 0x75, 0x69, 0x6c, 0x64, 0x65, 0x72, 0x9c, 0xea, 0x0c, 0x7e,
+        0x61, 0x6d, 0x65, 0x07, 0x62, 0x75, 0x69, 0x6c, 0x64, 0x65, 0x72, 0x72, 0x8b, 0x1c, 0x3e,
     ];
     assert_eq!(file[..60], example);
+    assert_eq!(example[10..12], [0x01, 0x00], "minor version 1");
     assert_eq!(&file[60..64], b"NXFR");
 
     let parsed = parse_file(&file);
-    assert_eq!((parsed.major, parsed.minor), (1, 0));
+    assert_eq!((parsed.major, parsed.minor), (1, 1));
     assert_eq!(parsed.tool_version, "nixcap 0.1.0");
     assert_eq!(parsed.start, 1_700_000_000_123_456_789);
     assert_eq!(parsed.metadata.len(), 1);
@@ -402,6 +445,9 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
     ];
     opened.extend_from_slice(b"\x08upstream\x06d.sock");
     assert_eq!(parsed.raw_blocks[0], opened);
+
+    // The store-object data block of the worked example in section 13.
+    assert_eq!(parsed.raw_blocks[7], [0x07, 0x04, 0x00, b'n', b'a', b'r']);
 
     let empty = sha(b"");
     let expected = [
@@ -441,6 +487,28 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
             peer: None,
             metadata: BTreeMap::new(),
         },
+        Parsed::StoreObject {
+            object: 0,
+            t: 5_500,
+            kind: 0,
+            name: nar_path.to_owned(),
+            size: 3,
+            sha256: sha(b"nar"),
+            missing: String::new(),
+        },
+        Parsed::StoreObjectData {
+            object: 0,
+            payload: b"nar".to_vec(),
+        },
+        Parsed::StoreObject {
+            object: 1,
+            t: 5_600,
+            kind: 1,
+            name: log_drv.to_owned(),
+            size: 0,
+            sha256: empty,
+            missing: "gone".to_owned(),
+        },
         Parsed::Closed {
             conn: 2,
             t: 6_000,
@@ -457,7 +525,7 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
     assert_eq!(parsed.frames.len(), 3);
     assert_eq!(parsed.frames[0].0, 60);
     assert_eq!(parsed.frames[0].3, 4);
-    assert_eq!(parsed.frames[1].3, 3);
+    assert_eq!(parsed.frames[1].3, 6);
     assert_eq!(parsed.frames[2].3, 1);
     assert_eq!(parsed.trailer, (parsed.frames[2].0, 3));
 
@@ -474,7 +542,7 @@ fn independent_reader_agrees_with_the_writer_byte_for_byte() {
         &ParsedFooter {
             end: 6_000,
             frames: 2,
-            blocks: 7,
+            blocks: 10,
             annotations: 1,
             uncompressed: u64::from(parsed.frames[0].2 + parsed.frames[1].2),
             compressed: u64::from(parsed.frames[0].1 + parsed.frames[1].1),
