@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nixcap_capture::{CloseReason, Header, PeerCred, Summary, Writer, WriterOptions};
+use nixcap_capture::{
+    CloseReason, Header, PeerCred, StoreObjectKind, Summary, Writer, WriterOptions,
+};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -351,14 +353,45 @@ impl<W: Write + Send + 'static> Recorder<W> {
     }
 
     /// Stops accepting, lets open connections finish (up to the grace
-    /// period), closes the rest, and finishes the capture.
-    pub async fn finish(mut self) -> Result<Report<W>, Error> {
+    /// period) and closes the rest, then writes out everything recorded, so
+    /// that the capture file holds every connection's blocks. The capture is
+    /// not finished: [`Recorder::store_object`] can still add contents
+    /// fetched outside the connections, and [`Recorder::finish`] finishes it.
+    pub async fn drain(&mut self) {
         self.stop_accepting.cancel();
         if let Some(task) = self.accept_task.take() {
             // The accept loop catches connection panics itself; a panic of
             // the loop would leave nothing more to wait for.
             let _ = task.await;
         }
+        self.shared.sink.flush().await;
+    }
+
+    /// Adds a store object to the capture: contents fetched outside every
+    /// recorded connection (`Ok`), or why they could not be had (`Err`).
+    /// They are written apart from the connections' streams.
+    pub async fn store_object(
+        &self,
+        kind: StoreObjectKind,
+        name: &str,
+        contents: Result<Vec<u8>, String>,
+    ) {
+        let t = self.shared.clock.nanos();
+        self.shared
+            .sink
+            .send(Event::StoreObject {
+                t,
+                kind,
+                name: name.to_owned(),
+                contents,
+            })
+            .await;
+    }
+
+    /// Stops accepting, lets open connections finish (up to the grace
+    /// period), closes the rest, and finishes the capture.
+    pub async fn finish(mut self) -> Result<Report<W>, Error> {
+        self.drain().await;
         let t = self.shared.clock.nanos();
         self.shared.sink.finish(t);
         let outcome = match self.outcome.take() {
@@ -448,6 +481,26 @@ impl<W: Write + Send + 'static> BackgroundRecorder<W> {
     pub fn annotate(&self, text: &str) {
         if let (Some(runtime), Some(recorder)) = (&self.runtime, &self.recorder) {
             runtime.block_on(recorder.annotate(text));
+        }
+    }
+
+    /// Stops accepting and writes out everything recorded, without
+    /// finishing the capture (see [`Recorder::drain`]).
+    pub fn drain(&mut self) {
+        if let (Some(runtime), Some(recorder)) = (&self.runtime, &mut self.recorder) {
+            runtime.block_on(recorder.drain());
+        }
+    }
+
+    /// Adds a store object to the capture (see [`Recorder::store_object`]).
+    pub fn store_object(
+        &self,
+        kind: StoreObjectKind,
+        name: &str,
+        contents: Result<Vec<u8>, String>,
+    ) {
+        if let (Some(runtime), Some(recorder)) = (&self.runtime, &self.recorder) {
+            runtime.block_on(recorder.store_object(kind, name, contents));
         }
     }
 

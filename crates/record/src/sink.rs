@@ -27,7 +27,9 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nixcap_capture::{CloseReason, Direction, PeerCred, Summary, WriteError, Writer};
+use nixcap_capture::{
+    CloseReason, Direction, PeerCred, StoreObjectKind, Summary, WriteError, Writer,
+};
 use tokio::sync::{oneshot, Semaphore};
 
 /// How often the thread wakes up on its own to take queued events and write
@@ -124,6 +126,13 @@ pub(crate) enum Event {
         t: u64,
         text: String,
     },
+    /// Contents fetched outside the connections (or why they are missing).
+    StoreObject {
+        t: u64,
+        kind: StoreObjectKind,
+        name: String,
+        contents: Result<Vec<u8>, String>,
+    },
 }
 
 impl Event {
@@ -140,14 +149,31 @@ impl Event {
             }
             Event::Close { reason, .. } => EVENT_OVERHEAD + reason.message().len(),
             Event::Annotate { text, .. } => EVENT_OVERHEAD + text.len(),
+            Event::StoreObject { name, contents, .. } => {
+                EVENT_OVERHEAD
+                    + name.len()
+                    + match contents {
+                        Ok(bytes) => bytes.len(),
+                        Err(reason) => reason.len(),
+                    }
+            }
         }
     }
 }
 
 #[derive(Debug)]
 enum Message {
-    Event { event: Event, permits: u32 },
-    Finish { t: u64 },
+    Event {
+        event: Event,
+        permits: u32,
+    },
+    /// Write out the open frame, then say so.
+    Flush {
+        done: oneshot::Sender<()>,
+    },
+    Finish {
+        t: u64,
+    },
 }
 
 /// The queue between the forwarding tasks and the capture thread.
@@ -290,6 +316,15 @@ impl SinkHandle {
         }
     }
 
+    /// Asks the thread to write out everything queued so far, the open frame
+    /// included; completes when it has (or at once if the capture is gone).
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.push(Message::Flush { done }, true).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Asks the thread to finish the capture at time `t`.
     pub(crate) fn finish(&self, t: u64) {
         let _ = self.queue.push(Message::Finish { t }, true);
@@ -409,6 +444,12 @@ impl<W: Write> CaptureThread<W> {
                             released = 0;
                         }
                     }
+                    Message::Flush { done } => {
+                        if finish.is_none() {
+                            self.flush_frame();
+                        }
+                        let _ = done.send(());
+                    }
                     Message::Finish { t } => finish = finish.or(Some(t)),
                 }
             }
@@ -461,7 +502,8 @@ impl<W: Write> CaptureThread<W> {
             Event::Open { t, .. }
             | Event::Data { t, .. }
             | Event::Close { t, .. }
-            | Event::Annotate { t, .. } => *t,
+            | Event::Annotate { t, .. }
+            | Event::StoreObject { t, .. } => *t,
         };
         self.last_t = self.last_t.max(t);
         let t = self.last_t;
@@ -469,7 +511,7 @@ impl<W: Write> CaptureThread<W> {
             Event::Open { conn, .. } | Event::Data { conn, .. } | Event::Close { conn, .. } => {
                 Some(*conn)
             }
-            Event::Annotate { .. } => None,
+            Event::Annotate { .. } | Event::StoreObject { .. } => None,
         };
         if conn.is_some_and(|c| self.skipped_conns.contains(&c)) {
             if let Event::Close { conn, .. } = &event {
@@ -497,6 +539,17 @@ impl<W: Write> CaptureThread<W> {
             }
             Event::Close { conn, reason, .. } => writer.close_connection(conn, t, reason),
             Event::Annotate { text, .. } => writer.annotate(t, &text),
+            Event::StoreObject {
+                kind,
+                name,
+                contents,
+                ..
+            } => match contents {
+                Ok(bytes) => writer.store_object(t, kind, &name, &bytes).map(|_| ()),
+                Err(reason) => writer
+                    .missing_store_object(t, kind, &name, &reason)
+                    .map(|_| ()),
+            },
         };
         if let Err(error) = result {
             self.handle_error(conn, &error);
@@ -506,6 +559,14 @@ impl<W: Write> CaptureThread<W> {
     fn recycle(&self, event: Event) {
         if let Event::Data { bytes, .. } = event {
             self.pool.put(bytes);
+        }
+    }
+
+    fn flush_frame(&mut self) {
+        if let Some(writer) = self.writer.as_mut() {
+            if let Err(error) = writer.flush_frame() {
+                self.handle_error(None, &error);
+            }
         }
     }
 
