@@ -16,7 +16,10 @@
 //! - With [`RedactOptions::drop_nars`], the **contents of every regular file
 //!   inside NARs**: NarFromPath downloads, inline NAR uploads, and framed or
 //!   STDERR_READ uploads whose payload is a NAR or AddMultipleToStore's path
-//!   info and NAR pairs (ImportPaths export streams are left as they are).
+//!   info and NAR pairs (ImportPaths export streams are left as they are),
+//!   and the NARs stored as store objects; build logs stored as store
+//!   objects are replaced by a placeholder of the same length. Store objects
+//!   are otherwise copied as they are.
 //!
 //! # Placeholders
 //!
@@ -51,7 +54,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use nixcap_capture::{Direction, Header, WriteError, Writer, WriterOptions};
+use nixcap_capture::{Direction, Header, StoreObjectKind, WriteError, Writer, WriterOptions};
 use nixcap_view::{DecodedCapture, DecodedConnection};
 use nixcap_wire::nar::{NarEvent, NarNodeKind, NarOptions, NarParser};
 use nixcap_wire::ops::Request;
@@ -124,6 +127,8 @@ pub mod kind {
     pub const NAR_FILE: &str = "NAR files";
     /// Bytes of NAR file contents blanked.
     pub const NAR_BYTES: &str = "NAR content bytes";
+    /// A build log stored as a store object whose text was blanked.
+    pub const BUILD_LOG: &str = "build logs";
 }
 
 /// What a redaction did.
@@ -279,6 +284,11 @@ pub fn redact<W: Write>(
                 hits += count_occurrences(&chunk.bytes, value);
             }
         }
+        if !options.drop_nars {
+            for stored in &input.store_objects {
+                hits += count_occurrences(&stored.contents, value);
+            }
+        }
         if hits > 0 {
             report.residual.insert(placeholder.clone(), hits);
         }
@@ -324,6 +334,30 @@ pub fn redact<W: Write>(
                 let annotation = &input.annotations[k].1;
                 writer.annotate(annotation.t_nanos, &annotation.text)?;
             }
+            Item::StoreObject(k) => {
+                let stored = &input.store_objects[k];
+                let object = &stored.object;
+                if !stored.is_complete() {
+                    let reason = if object.is_present() {
+                        "the capture this was redacted from ends inside the contents"
+                    } else {
+                        object.missing.as_str()
+                    };
+                    writer.missing_store_object(
+                        object.t_nanos,
+                        object.kind,
+                        &object.name,
+                        reason,
+                    )?;
+                    continue;
+                }
+                let contents = if options.drop_nars {
+                    blank_store_object(object.kind, &stored.contents, &options.key, &mut report)
+                } else {
+                    stored.contents.clone()
+                };
+                writer.store_object(object.t_nanos, object.kind, &object.name, &contents)?;
+            }
         }
     }
     let (out, _) = writer.finish(capture.capture.duration_nanos())?;
@@ -365,6 +399,7 @@ enum Item {
     Data(usize, usize),
     Close(usize),
     Annotation(usize),
+    StoreObject(usize),
 }
 
 /// The blocks of the capture in capture order. Opened, data and annotation
@@ -387,6 +422,9 @@ fn build_timeline(capture: &DecodedCapture) -> Vec<Item> {
     }
     for (k, (seq, annotation)) in input.annotations.iter().enumerate() {
         items.push((*seq, 0, annotation.t_nanos, Item::Annotation(k)));
+    }
+    for (k, stored) in input.store_objects.iter().enumerate() {
+        items.push((stored.seq, 0, stored.object.t_nanos, Item::StoreObject(k)));
     }
     items.sort_by_key(|item| (item.0, item.1));
     let positions: Vec<(u64, u64)> = items.iter().map(|item| (item.0, item.2)).collect();
@@ -567,6 +605,42 @@ impl Payload {
             payload_pos = piece_end;
         }
     }
+}
+
+/// The contents of a store object with `--drop-nars`: a NAR keeps its
+/// structure and loses its file contents, a build log is replaced by a
+/// placeholder of the same length; other kinds are kept.
+fn blank_store_object(
+    object_kind: StoreObjectKind,
+    contents: &[u8],
+    key: &[u8; 32],
+    report: &mut RedactReport,
+) -> Vec<u8> {
+    let mut out = contents.to_vec();
+    match object_kind {
+        StoreObjectKind::Nar => {
+            let files = nar_files(contents);
+            if !files.is_empty() {
+                report.add(kind::NAR, 1);
+            }
+            for (offset, size) in files {
+                let hi = (offset + size).min(out.len());
+                if offset >= hi {
+                    continue;
+                }
+                let replacement = nar_file_placeholder(key, &contents[offset..hi]);
+                out[offset..hi].copy_from_slice(&replacement);
+                report.add(kind::NAR_FILE, 1);
+                report.add(kind::NAR_BYTES, (hi - offset) as u64);
+            }
+        }
+        StoreObjectKind::BuildLog => {
+            out = nar_file_placeholder(key, contents);
+            report.add(kind::BUILD_LOG, 1);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Blanks the file contents of every NAR found in the connection's payloads.

@@ -352,3 +352,86 @@ fn hmac_matches_rfc_4231_shape() {
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
 }
+
+/// A real session with store objects added after it: a NAR, a build log and a missing path.
+fn with_store_objects(nar: &[u8]) -> DecodedCapture {
+    let mut bytes = capture_bytes_from_session(&load_real_session("nix-2.8.0.nxsess.zst"));
+    let capture = read_capture(bytes.as_slice()).unwrap();
+    let mut writer =
+        Writer::new(Vec::new(), capture.header.clone(), WriterOptions::default()).unwrap();
+    // Copy the session's blocks, then add the objects.
+    let mut reader = nixcap_capture::Reader::new(bytes.as_slice()).unwrap();
+    for block in reader.by_ref() {
+        match block.unwrap() {
+            nixcap_capture::Block::ConnectionOpened(b) => writer
+                .open_connection(b.conn, b.t_nanos, b.peer, b.metadata)
+                .unwrap(),
+            nixcap_capture::Block::Data(b) => writer
+                .data(b.conn, b.direction, b.t_nanos, &b.bytes)
+                .unwrap(),
+            nixcap_capture::Block::ConnectionClosed(b) => writer
+                .close_connection(b.conn, b.t_nanos, b.reason)
+                .unwrap(),
+            _ => {}
+        }
+    }
+    let t = capture.duration_nanos();
+    writer
+        .store_object(t, StoreObjectKind::Nar, "/nix/store/aaaa-out", nar)
+        .unwrap();
+    writer
+        .store_object(
+            t,
+            StoreObjectKind::BuildLog,
+            "/nix/store/bbbb-x.drv",
+            b"secret log\n",
+        )
+        .unwrap();
+    writer
+        .missing_store_object(
+            t,
+            StoreObjectKind::Nar,
+            "/nix/store/cccc-gone",
+            "not fetched",
+        )
+        .unwrap();
+    bytes = writer.finish(t).unwrap().0;
+    decoded_from_bytes(&bytes)
+}
+
+#[test]
+fn store_objects_are_kept_and_dropped_nars_blank_them() {
+    let nar = nixcap_wire::nar::NarWriter::new()
+        .regular(false, b"file contents of the output\n")
+        .finish();
+    let input = with_store_objects(&nar);
+    let (bytes, _) = run(&input, &options(false));
+    let kept = decoded_from_bytes(&bytes);
+    let objects = &kept.capture.store_objects;
+    assert_eq!(objects.len(), 3);
+    assert_eq!(objects[0].contents, nar);
+    assert_eq!(objects[1].contents, b"secret log\n");
+    assert_eq!(objects[2].object.missing, "not fetched");
+    assert_eq!(kept.connections.len(), input.connections.len());
+
+    let (bytes, report) = run(&input, &options(true));
+    let dropped = decoded_from_bytes(&bytes);
+    let objects = &dropped.capture.store_objects;
+    assert_eq!(objects.len(), 3);
+    assert_eq!(
+        objects[0].contents.len(),
+        nar.len(),
+        "the NAR keeps its length"
+    );
+    assert!(count_occurrences(&objects[0].contents, b"file contents") == 0);
+    assert!(count_occurrences(&objects[0].contents, b"nixcap-redacted") == 1);
+    nixcap_wire::nar::parse_nar(
+        &objects[0].contents,
+        nixcap_wire::nar::NarOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(objects[1].contents.len(), b"secret log\n".len());
+    assert!(count_occurrences(&objects[1].contents, b"secret") == 0);
+    assert!(!objects[2].object.is_present());
+    assert_eq!(report.counts[kind::BUILD_LOG], 1);
+}

@@ -25,12 +25,15 @@
 //! * An op whose recorded answer ends early (the capture was cut) is
 //!   reported as a hang and its connection closed, instead of leaving the
 //!   client waiting.
-//! * Store objects whose contents crossed the wire are written to a store
-//!   root ([`store_root`]) for clients that read store files directly.
+//! * Store objects whose contents crossed the wire, and those the recorder
+//!   fetched itself (format 1.1), are written to a store root
+//!   ([`store_root`]) for clients that read store files directly;
+//!   [`fetch`] is what a recorder uses to fetch them.
 //! * Everything that did not go as recorded ends up in the
 //!   [`DivergenceReport`] that [`Server::finish`] returns.
 
 mod conn;
+pub mod fetch;
 mod key;
 mod matcher;
 mod recorded;
@@ -46,13 +49,14 @@ use std::thread::JoinHandle;
 use nixcap_socket::{BoundSocket, PrivateDir, SocketFile};
 use nixcap_view::DecodedCapture;
 
+pub use fetch::{fetch_for_capture_file, fetch_store_objects, FetchSummary, Fetched};
 pub use key::request_key;
 pub use nixcap_socket::{ListenError, MAX_SOCKET_PATH};
 pub use report::{
     AppliedTranslation, ConnectionProblem, DerivedAnswer, DivergenceReport, Hang, Refusal,
     TranslatedConnection, UnmatchedRequest, Untranslated, UnusedExchange, UploadMismatch,
 };
-pub use store_root::{Materialised, StoreRootError};
+pub use store_root::{plan_fetch, FetchPlan, Materialised, StoreRootError};
 
 use matcher::Matcher;
 use recorded::Recorded;

@@ -3,23 +3,35 @@
 //! (`?root=` in the store URI).
 //!
 //! Sources: what clients added (AddToStore, AddTextToStore, AddToStoreNar,
-//! AddMultipleToStore, ImportPaths), NARs the daemon sent (NarFromPath) and
-//! build logs (AddBuildLog, written uncompressed to
+//! AddMultipleToStore, ImportPaths), NARs the daemon sent (NarFromPath),
+//! build logs (AddBuildLog), the store objects the recorder fetched itself
+//! (format 1.1: build outputs and what the sessions saw as valid), and the
+//! logs of builds put together from the daemon's `resBuildLogLine` results.
+//! Logs are written uncompressed to
 //! `nix/var/log/nix/drvs/<first two characters>/<rest>`, where Nix looks
-//! before it looks for a `.bz2`). A path already on disk is left alone, so
-//! the first recorded copy wins.
+//! before it looks for a `.bz2`. A path already on disk is left alone, so
+//! the first copy wins.
+//!
+//! [`plan_fetch`] is the other side: what a recorder still has to fetch
+//! from the daemon for a replay of the capture to need nothing else.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use nixcap_capture::StoreObjectKind;
 use nixcap_view::{DecodedCapture, Outcome};
 use nixcap_wire::nar::{parse_nar, NarNodeKind, NarOptions};
 use nixcap_wire::ops::{AddToStoreArgs, Reply, Request};
 use nixcap_wire::primitives::Reader;
 use nixcap_wire::session::{Direction, EventKind};
-use nixcap_wire::types::{ContentAddressMethod, ValidPathInfo};
+use nixcap_wire::stderr::{ActivityType, Field, ResultType, StderrMessage};
+use nixcap_wire::types::{
+    BuildResult, ContentAddressMethod, DerivedPath, StorePath, ValidPathInfo,
+};
 
 /// Why a store object could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -74,17 +86,96 @@ fn host_path(root: &Path, store_path: &str) -> Option<PathBuf> {
     Some(root.join(relative))
 }
 
-/// Writes every store object and build log of `capture` under `root`.
+/// Writes every store object and build log of `capture` under `root`: first
+/// what crossed the recorded connections, then the store objects the
+/// recorder fetched itself (format 1.1), then the build logs of builds whose
+/// log lines the daemon sent, for derivations that have no log yet.
 pub fn materialise(capture: &DecodedCapture, root: &Path) -> Result<Materialised, StoreRootError> {
     let mut out = Materialised::default();
+    for object in wire_objects(capture) {
+        write_object(object, root, &mut out)?;
+    }
+    for stored in &capture.capture.store_objects {
+        if !stored.is_complete() {
+            continue;
+        }
+        let object = match stored.object.kind {
+            StoreObjectKind::Nar => Object::Nar {
+                path: stored.object.name.clone(),
+                nar: stored.contents.clone(),
+            },
+            StoreObjectKind::BuildLog => Object::Log {
+                base_name: base_name(&stored.object.name).to_owned(),
+                text: stored.contents.clone(),
+            },
+            _ => continue,
+        };
+        write_object(object, root, &mut out)?;
+    }
+    for (drv, text) in recorded_build_logs(capture) {
+        let base_name = base_name(&drv).to_owned();
+        if !out.logs.contains(&base_name) {
+            write_object(Object::Log { base_name, text }, root, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn write_object(object: Object, root: &Path, out: &mut Materialised) -> Result<(), StoreRootError> {
+    match object {
+        Object::Nar { path, nar } => match host_path(root, &path) {
+            Some(dest) if dest.symlink_metadata().is_ok() => {}
+            Some(dest) => match unpack_nar(&nar, &dest)? {
+                Ok(()) => out.paths.push(path),
+                Err(reason) => out.skipped.push(format!("{path}: {reason}")),
+            },
+            None => out
+                .skipped
+                .push(format!("{path}: not an absolute store path")),
+        },
+        Object::Flat { path, contents } => match host_path(root, &path) {
+            Some(dest) if dest.symlink_metadata().is_ok() => {}
+            Some(dest) => {
+                write_file(&dest, &contents, false)?;
+                out.paths.push(path);
+            }
+            None => out
+                .skipped
+                .push(format!("{path}: not an absolute store path")),
+        },
+        Object::Log { base_name, text } => {
+            if base_name.len() < 3 || base_name.contains('/') || base_name.starts_with('.') {
+                out.skipped
+                    .push(format!("build log {base_name}: not a derivation name"));
+                return Ok(());
+            }
+            let (first, rest) = base_name.split_at(2);
+            let dest = root.join("nix/var/log/nix/drvs").join(first).join(rest);
+            if dest.symlink_metadata().is_err() {
+                write_file(&dest, &text, false)?;
+                out.logs.push(base_name);
+            }
+        }
+        Object::Undecodable { what } => out.skipped.push(what),
+    }
+    Ok(())
+}
+
+/// The store objects whose contents crossed the recorded connections.
+fn wire_objects(capture: &DecodedCapture) -> Vec<Object> {
+    let mut objects = Vec::new();
     for connection in &capture.connections {
         for exchange in &connection.exchanges {
             let Some(request) = &exchange.request else {
                 continue;
             };
-            if !matches!(exchange.outcome, Outcome::Reply(_)) {
+            let Outcome::Reply(reply) = &exchange.outcome else {
                 continue;
-            }
+            };
             let mut upload = Vec::new();
             let mut download = Vec::new();
             for &index in &exchange.events {
@@ -102,53 +193,206 @@ pub fn materialise(capture: &DecodedCapture, root: &Path) -> Result<Materialised
                     _ => {}
                 }
             }
-            let reply = match &exchange.outcome {
-                Outcome::Reply(reply) => reply,
-                _ => continue,
-            };
-            let objects = objects_of(request, reply, upload, download);
-            for object in objects {
-                match object {
-                    Object::Nar { path, nar } => match host_path(root, &path) {
-                        Some(dest) if dest.symlink_metadata().is_ok() => {}
-                        Some(dest) => match unpack_nar(&nar, &dest)? {
-                            Ok(()) => out.paths.push(path),
-                            Err(reason) => out.skipped.push(format!("{path}: {reason}")),
-                        },
-                        None => out
-                            .skipped
-                            .push(format!("{path}: not an absolute store path")),
-                    },
-                    Object::Flat { path, contents } => match host_path(root, &path) {
-                        Some(dest) if dest.symlink_metadata().is_ok() => {}
-                        Some(dest) => {
-                            write_file(&dest, &contents, false)?;
-                            out.paths.push(path);
-                        }
-                        None => out
-                            .skipped
-                            .push(format!("{path}: not an absolute store path")),
-                    },
-                    Object::Log { base_name, text } => {
-                        if base_name.len() < 3
-                            || base_name.contains('/')
-                            || base_name.starts_with('.')
-                        {
-                            out.skipped
-                                .push(format!("build log {base_name}: not a derivation name"));
+            objects.extend(objects_of(request, reply, upload, download));
+        }
+    }
+    objects
+}
+
+/// The build logs the daemon streamed while it built, per derivation path,
+/// put together from its `resBuildLogLine` results: each line followed by a
+/// newline, as the builder printed it (a last line without a newline, and
+/// carriage returns, are not reproduced). A derivation built twice keeps the
+/// later log, as Nix does.
+pub fn recorded_build_logs(capture: &DecodedCapture) -> Vec<(String, Vec<u8>)> {
+    let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
+    for connection in &capture.connections {
+        // Build activity ids of this connection, to the index of their log.
+        let mut activities: BTreeMap<u64, usize> = BTreeMap::new();
+        for exchange in &connection.exchanges {
+            for (_, message) in exchange.log_messages(connection) {
+                match message {
+                    StderrMessage::StartActivity {
+                        id,
+                        activity_type,
+                        fields,
+                        ..
+                    } if *activity_type == ActivityType::BUILD => {
+                        let Some(Field::String(drv)) = fields.first() else {
                             continue;
-                        }
-                        let (first, rest) = base_name.split_at(2);
-                        let dest = root.join("nix/var/log/nix/drvs").join(first).join(rest);
-                        write_file(&dest, &text, false)?;
-                        out.logs.push(base_name);
+                        };
+                        let drv = drv.to_string_lossy().into_owned();
+                        let index = match logs.iter().position(|(d, _)| *d == drv) {
+                            Some(index) => {
+                                logs[index].1.clear();
+                                index
+                            }
+                            None => {
+                                logs.push((drv, Vec::new()));
+                                logs.len() - 1
+                            }
+                        };
+                        activities.insert(*id, index);
                     }
-                    Object::Undecodable { what } => out.skipped.push(what),
+                    StderrMessage::Result {
+                        id,
+                        result_type,
+                        fields,
+                    } if *result_type == ResultType::BUILD_LOG_LINE => {
+                        if let (Some(&index), Some(Field::String(line))) =
+                            (activities.get(id), fields.first())
+                        {
+                            logs[index].1.extend_from_slice(line.as_bytes());
+                            logs[index].1.push(b'\n');
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    Ok(out)
+    logs
+}
+
+/// Store paths whose contents crossed the recorded connections.
+pub fn crossed_paths(capture: &DecodedCapture) -> BTreeSet<String> {
+    wire_objects(capture)
+        .into_iter()
+        .filter_map(|object| match object {
+            Object::Nar { path, .. } | Object::Flat { path, .. } => Some(path),
+            Object::Log { .. } | Object::Undecodable { .. } => None,
+        })
+        .collect()
+}
+
+/// What a replay of `capture` would need from the daemon to be
+/// self-contained.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FetchPlan {
+    /// Store paths the recorded sessions saw as valid (or made valid) whose
+    /// contents never crossed a recorded connection, in first-seen order.
+    /// Whether each is still valid is for the fetcher to find out.
+    pub nars: Vec<String>,
+    /// Build logs put together from the recorded log stream, per derivation
+    /// path, for derivations whose log did not cross a connection.
+    pub logs: Vec<(String, Vec<u8>)>,
+}
+
+/// The store paths and build logs a replay of `capture` needs beyond what
+/// crossed the recorded connections (and beyond store objects the capture
+/// already holds): every path a reply showed as valid (IsValidPath,
+/// QueryValidPaths, QueryPathInfo and the references in its info,
+/// QueryDerivationOutputMap, QueryDerivationOutputs, built outputs of
+/// BuildPathsWithResults and BuildDerivation), and every path a client made
+/// a root of or asked to be made valid (AddTempRoot, AddPermRoot,
+/// EnsurePath), and the log of every build whose log lines the daemon sent.
+pub fn plan_fetch(capture: &DecodedCapture) -> FetchPlan {
+    let mut have = crossed_paths(capture);
+    let mut have_logs: BTreeSet<String> = BTreeSet::new();
+    for object in wire_objects(capture) {
+        if let Object::Log { base_name, .. } = object {
+            have_logs.insert(base_name);
+        }
+    }
+    for stored in &capture.capture.store_objects {
+        match stored.object.kind {
+            StoreObjectKind::Nar => {
+                have.insert(stored.object.name.clone());
+            }
+            StoreObjectKind::BuildLog => {
+                have_logs.insert(base_name(&stored.object.name).to_owned());
+            }
+            _ => {}
+        }
+    }
+    let mut plan = FetchPlan::default();
+    let mut seen = BTreeSet::new();
+    let mut want = |path: &str, plan: &mut FetchPlan| {
+        if path.starts_with('/') && !have.contains(path) && seen.insert(path.to_owned()) {
+            plan.nars.push(path.to_owned());
+        }
+    };
+    for connection in &capture.connections {
+        for exchange in &connection.exchanges {
+            let (Some(request), Outcome::Reply(reply)) = (&exchange.request, &exchange.outcome)
+            else {
+                continue;
+            };
+            for path in valid_paths(request, reply) {
+                want(&path, &mut plan);
+            }
+        }
+    }
+    for (drv, text) in recorded_build_logs(capture) {
+        if !have_logs.contains(base_name(&drv)) {
+            plan.logs.push((drv, text));
+        }
+    }
+    plan
+}
+
+/// The store paths an exchange shows to be valid.
+fn valid_paths(request: &Request, reply: &Reply) -> Vec<String> {
+    let strings = |paths: &[StorePath]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    match (request, reply) {
+        (Request::IsValidPath { path }, Reply::IsValidPath { valid: true }) => {
+            vec![path.to_string()]
+        }
+        (_, Reply::QueryValidPaths { paths }) => strings(paths),
+        (Request::QueryPathInfo { path }, Reply::QueryPathInfo { info: Some(info) }) => {
+            let mut paths = vec![path.to_string()];
+            paths.extend(strings(&info.references));
+            paths
+        }
+        (_, Reply::QueryDerivationOutputMap { outputs }) => outputs
+            .iter()
+            .filter_map(|(_, path)| path.as_ref().map(|p| p.to_string()))
+            .collect(),
+        (_, Reply::QueryDerivationOutputs { paths }) => strings(paths),
+        (_, Reply::BuildPathsWithResults { results }) => results
+            .iter()
+            .flat_map(|keyed| {
+                let store_dir = match &keyed.path {
+                    DerivedPath::Opaque { path } => path.store_dir().to_owned(),
+                    DerivedPath::Built { drv_path, .. } => drv_path.store_dir().to_owned(),
+                };
+                built_output_paths(&keyed.result, &store_dir)
+            })
+            .collect(),
+        (Request::BuildDerivation { drv_path, .. }, Reply::BuildDerivation { result }) => {
+            built_output_paths(result, drv_path.store_dir())
+        }
+        (
+            Request::AddTempRoot { path }
+            | Request::AddPermRoot { path, .. }
+            | Request::EnsurePath { path },
+            _,
+        ) => vec![path.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The output paths a build result names; base names are put in `store_dir`.
+fn built_output_paths(result: &BuildResult, store_dir: &str) -> Vec<String> {
+    let store_dir = if store_dir.is_empty() {
+        "/nix/store"
+    } else {
+        store_dir
+    };
+    result
+        .built_outputs
+        .outputs()
+        .into_iter()
+        .filter_map(|(_, path)| path)
+        .map(|path| {
+            if path.starts_with('/') {
+                path
+            } else {
+                format!("{}/{path}", store_dir.trim_end_matches('/'))
+            }
+        })
+        .collect()
 }
 
 enum Object {
