@@ -88,6 +88,27 @@ const REFS_NIX: &str = r#"derivation {
 }
 "#;
 
+/// A derivation whose builder logs to stdout and stderr, for the clients that read a build's
+/// output and log from the store's directory.
+const INSPECT_NIX: &str = r#"derivation {
+  name = "inspect";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  args = [ "-c" "echo building the output; echo a line on stderr >&2; echo inspected > $out" ];
+}
+"#;
+
+/// An evaluation that imports the output of a derivation it builds (import from derivation).
+const IFD_NIX: &str = r#"let
+  generated = derivation {
+    name = "generated";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo '{ greeting = \"hello from a build\"; }' > $out" ];
+  };
+in (import generated).greeting
+"#;
+
 /// A group of input files that a scenario writes into its working directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -104,6 +125,10 @@ pub enum Input {
     RefsNix,
     /// `large.bin`, [`LARGE_INPUT_LEN`] pseudo-random bytes from [`LARGE_INPUT_SEED`].
     Large,
+    /// `inspect.nix`, a derivation whose builder logs a line to stdout and one to stderr.
+    InspectNix,
+    /// `ifd.nix`, an expression that imports the output of a derivation it builds.
+    IfdNix,
 }
 
 /// One file system entry of an input, relative to the working directory.
@@ -173,6 +198,8 @@ impl Input {
             Input::BuildNix => vec![file("build.nix", BUILD_NIX.as_bytes())],
             Input::FailNix => vec![file("fail.nix", FAIL_NIX.as_bytes())],
             Input::RefsNix => vec![file("refs.nix", REFS_NIX.as_bytes())],
+            Input::InspectNix => vec![file("inspect.nix", INSPECT_NIX.as_bytes())],
+            Input::IfdNix => vec![file("ifd.nix", IFD_NIX.as_bytes())],
             Input::Large => vec![InputFile {
                 path: "large.bin",
                 kind: InputKind::File {
@@ -366,7 +393,40 @@ pub const SCENARIOS: &[Scenario] = &[
         needs_source: false,
         steps: add_large_steps,
     },
+    Scenario {
+        name: "inspect",
+        summary: "Builds a derivation, then reads what the daemon made without sending it: \
+                  verifies the output (`nix store verify`, on Nix 2.8 `nix-store --verify-path`), \
+                  prints it (`nix store cat`), prints the \
+                  build log (`nix log`, `nix-store --read-log`), and evaluates an expression that \
+                  imports the output of a derivation it builds.",
+        inputs: &[Input::InspectNix, Input::IfdNix],
+        needs_source: false,
+        steps: inspect_steps,
+    },
 ];
+
+fn inspect_steps(client: &Peer) -> Vec<Step> {
+    let mut steps = vec![
+        Step::new("nix-build", &["--no-out-link", "inspect.nix"]).binds("OUT"),
+        Step::new("nix-store", &["-q", "--deriver", "$OUT"]).binds("DRV"),
+    ];
+    if client.at_least(2, 26) {
+        steps.push(Step::new("nix", &["store", "verify", "$OUT"]));
+    } else {
+        steps.push(Step::new("nix-store", &["--verify-path", "$OUT"]));
+    }
+    // `nix-store --dump` is left out: against a store with `root=`, Nix 2.8 reads the path
+    // outside the root and Nix 2.26 and 2.34 look for it at `/` + the store path, so it fails
+    // live already.
+    steps.push(Step::new("nix", &["store", "cat", "$OUT"]));
+    steps.extend([
+        Step::new("nix", &["log", "$DRV"]),
+        Step::new("nix-store", &["--read-log", "$DRV"]),
+        Step::new("nix", &["eval", "--file", "ifd.nix"]),
+    ]);
+    steps
+}
 
 fn add_steps(_client: &Peer) -> Vec<Step> {
     vec![

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use nixcap_capture::{
-    read_index, Block, CloseReason, Direction, FooterStatus, ReadErrorKind, Reader,
+    read_index, Block, CloseReason, Direction, FooterStatus, ReadErrorKind, Reader, StoreObjectKind,
 };
 use serde::Serialize;
 
@@ -113,6 +113,34 @@ pub struct ProtocolReport {
     pub op_histogram: BTreeMap<String, u64>,
     /// Connections with bytes the decoder could not decode.
     pub connections_with_undecoded_bytes: u64,
+    /// Store objects: contents the recorder fetched outside the connections.
+    pub store_objects: StoreObjectsReport,
+}
+
+/// The store objects of a capture (format 1.1).
+#[derive(Debug, Default, Serialize)]
+pub struct StoreObjectsReport {
+    /// NARs present.
+    pub nars: u64,
+    /// Build logs present.
+    pub build_logs: u64,
+    /// Objects of kinds this nixcap does not know.
+    pub other: u64,
+    /// Bytes of contents.
+    pub bytes: u64,
+    /// Objects recorded as missing: name and why.
+    pub missing: Vec<MissingObject>,
+}
+
+/// A store object the recorder could not fetch.
+#[derive(Debug, Serialize)]
+pub struct MissingObject {
+    /// `nar` or `build-log`.
+    pub kind: String,
+    /// The store path or derivation.
+    pub name: String,
+    /// Why it is missing.
+    pub reason: String,
 }
 
 /// One distinct handshake.
@@ -471,6 +499,24 @@ pub fn protocol_report(input: &Input) -> anyhow::Result<ProtocolReport> {
     let capture = input
         .read_capture()
         .with_context(|| format!("cannot read {}", input.name()))?;
+    let mut store_objects = StoreObjectsReport::default();
+    for stored in &capture.store_objects {
+        let object = &stored.object;
+        if !object.is_present() {
+            store_objects.missing.push(MissingObject {
+                kind: object.kind.name(),
+                name: object.name.clone(),
+                reason: object.missing.clone(),
+            });
+            continue;
+        }
+        store_objects.bytes += stored.contents.len() as u64;
+        match object.kind {
+            StoreObjectKind::Nar => store_objects.nars += 1,
+            StoreObjectKind::BuildLog => store_objects.build_logs += 1,
+            _ => store_objects.other += 1,
+        }
+    }
     let decoded = nixcap_view::DecodedCapture::new(capture);
     let mut sessions: Vec<SessionReport> = Vec::new();
     for connection in &decoded.connections {
@@ -493,6 +539,7 @@ pub fn protocol_report(input: &Input) -> anyhow::Result<ProtocolReport> {
             .iter()
             .filter(|c| !c.fully_decoded())
             .count() as u64,
+        store_objects,
     })
 }
 
@@ -712,6 +759,33 @@ fn print_protocol(out: &mut impl Write, p: &ProtocolReport) -> io::Result<()> {
             "{:<24}{} connection(s) have bytes the decoder could not decode (see `nixcap show`)",
             "Undecoded:", p.connections_with_undecoded_bytes
         )?;
+    }
+    let objects = &p.store_objects;
+    let total = objects.nars + objects.build_logs + objects.other + objects.missing.len() as u64;
+    if total > 0 {
+        let mut parts = vec![format!("{} NAR(s)", objects.nars)];
+        parts.push(format!("{} build log(s)", objects.build_logs));
+        if objects.other > 0 {
+            parts.push(format!("{} of other kinds", objects.other));
+        }
+        writeln!(
+            out,
+            "{:<24}{} ({}), {} bytes, {} missing",
+            "Store objects:",
+            total,
+            parts.join(", "),
+            group(objects.bytes),
+            objects.missing.len()
+        )?;
+        for missing in &objects.missing {
+            writeln!(
+                out,
+                "  missing {} {}: {}",
+                missing.kind, missing.name, missing.reason
+            )?;
+        }
+    } else {
+        writeln!(out, "{:<24}none", "Store objects:")?;
     }
     writeln!(out, "Operations:")?;
     let mut ops: Vec<(&String, &u64)> = p.op_histogram.iter().collect();

@@ -13,6 +13,13 @@
 //!   byte, records the one session, and exits with PROGRAM's status. With a
 //!   directory, each session gets its own file named by its start time.
 //!
+//! When the recording ends, and before the capture is finished, nixcap
+//! fetches over a connection of its own what the recorded sessions saw in
+//! the store but never received (build outputs, their references, build
+//! logs) and adds it as store objects, so that a replay needs no daemon;
+//! `--no-store-objects` records only what crossed the socket. Stdio mode
+//! records only what crossed the pipes.
+//!
 //! The capture is written in place at FILE, frame by frame (at least every
 //! 100 ms). A recorder that is killed leaves a readable capture at FILE
 //! whose last frames may be missing and which has no footer; `nixcap
@@ -32,10 +39,12 @@ use super::wrap::{self, Signals};
 use crate::exit;
 use anyhow::{bail, Context};
 use nixcap_capture::WriterOptions;
+use nixcap_client::ClientOptions;
 use nixcap_record::{
     record_stdio_to, store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report,
     StdioConfig, StdioError, DEFAULT_DAEMON_SOCKET,
 };
+use nixcap_replay::{fetch_for_capture_file, Fetched};
 
 /// Arguments of `nixcap record`.
 #[derive(Debug, clap::Args)]
@@ -87,6 +96,14 @@ pub struct Args {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+
+    /// Record only what crosses the socket. By default, when the recording
+    /// ends, nixcap fetches from the daemon (over a connection of its own)
+    /// the contents of every store path the sessions saw as valid but never
+    /// received, and the logs of the builds they ran, and stores them in
+    /// the capture as store objects, so that a replay needs no daemon.
+    #[arg(long)]
+    pub no_store_objects: bool,
 
     /// The command to run with NIX_REMOTE pointing at the recorder.
     #[arg(last = true, value_name = "CMD")]
@@ -145,6 +162,11 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
             args.output.display()
         );
         signals.any().await;
+        let mut recorder = recorder;
+        recorder.drain().await;
+        if !args.no_store_objects {
+            add_store_objects(&recorder, &args.output, upstream.path()).await;
+        }
         let report = recorder.finish().await.context("finishing the capture")?;
         let complete = print_summary(&report, &args.output);
         return Ok(if complete {
@@ -173,6 +195,11 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let status = signals.wait_for(&mut child).await?;
+    let mut recorder = recorder;
+    recorder.drain().await;
+    if !args.no_store_objects {
+        add_store_objects(&recorder, &args.output, upstream.path()).await;
+    }
     let report = recorder.finish().await.context("finishing the capture")?;
     print_summary(&report, &args.output);
     // The command's status is the result, whatever happened to the capture:
@@ -278,6 +305,50 @@ fn record_stdio(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(exit::of_status(report.status))
+}
+
+/// Reads back what was recorded, fetches the store objects a replay needs
+/// from the daemon at `socket`, adds them to the capture, and says what it
+/// did on stderr. Nothing here can make the recording fail: what cannot be
+/// fetched is recorded as missing.
+async fn add_store_objects(recorder: &Recorder<CaptureFile>, capture: &Path, socket: &Path) {
+    let capture = capture.to_owned();
+    let socket = socket.to_owned();
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Fetched>(2);
+    let fetch = tokio::task::spawn_blocking(move || {
+        fetch_for_capture_file(&capture, &socket, &ClientOptions::default(), |fetched| {
+            let _ = sender.blocking_send(fetched);
+        })
+        .map_err(|error| format!("reading back {}: {error}", capture.display()))
+    });
+    while let Some(fetched) = receiver.recv().await {
+        recorder
+            .store_object(fetched.kind, &fetched.name, fetched.contents)
+            .await;
+    }
+    match fetch.await {
+        Ok(Ok((0, _))) => {}
+        Ok(Ok((_, summary))) => {
+            eprintln!(
+                "nixcap record: store objects: {} NAR{} ({} bytes), {} build log{}, {} missing",
+                summary.nars,
+                if summary.nars == 1 { "" } else { "s" },
+                summary.nar_bytes,
+                summary.logs,
+                if summary.logs == 1 { "" } else { "s" },
+                summary.missing.len(),
+            );
+            for (path, reason) in &summary.missing {
+                eprintln!("nixcap record: warning: {path} is missing from the capture: {reason}");
+            }
+        }
+        Ok(Err(error)) => {
+            eprintln!("nixcap record: warning: no store objects were added: {error}")
+        }
+        Err(error) => {
+            eprintln!("nixcap record: warning: no store objects were added: {error}")
+        }
+    }
 }
 
 /// Picks the daemon address: `--upstream`, else a `unix:` `NIX_REMOTE`, else

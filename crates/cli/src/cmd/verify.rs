@@ -2,8 +2,9 @@
 //!
 //! Reads the whole capture with the streaming reader, which checks every
 //! frame checksum, every block, that blocks refer to open connections, every
-//! stream's byte count and SHA-256 against its close record, and the footer
-//! and trailer against the blocks. The first problem is reported with its
+//! stream's byte count and SHA-256 against its close record, every store
+//! object's contents against its SHA-256, and the footer and trailer
+//! against the blocks. The first problem is reported with its
 //! location.
 
 use std::io::{self, Write};
@@ -87,6 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 stats.bytes_client_to_server,
                 stats.bytes_server_to_client,
             )?;
+            if stats.store_objects > 0 {
+                writeln!(
+                    out,
+                    "  {} store objects ({} missing), {} bytes, each checked against its SHA-256",
+                    stats.store_objects, stats.store_objects_missing, stats.store_object_bytes,
+                )?;
+            }
             writeln!(
                 out,
                 "  every frame checksum, block and stream SHA-256 checked; footer and trailer match"

@@ -17,5 +17,6 @@ mod remote_build; // A build through `--builders` on an ssh-ng:// machine, recor
 mod replay; // Real Nix clients against replayed captures (library `Server` and `nixcap replay`).
 mod replay_versions; // Captures of one Nix version replayed to clients of another, against live runs.
 mod report_kit; // Bug reports: `nixcap redact` on real client runs and `nixcap export` read by tshark.
+mod self_contained; // Captures that carry what the daemon made: store objects, replayed with no daemon.
 mod show; // The text and JSON Lines views of captures (`nixcap show`).
 mod trace; // `nixcap export --format chrome-trace`, loaded by Chromium's DevTools.

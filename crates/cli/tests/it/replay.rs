@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nixcap_capture::{read_capture, read_capture_file, Capture, Direction};
+use nixcap_capture::{read_capture_file, Capture, Direction};
+use nixcap_client::ClientOptions;
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
-use nixcap_replay::{store_root, MatchMode, Options, Server};
+use nixcap_replay::{fetch_for_capture_file, store_root, MatchMode, Options, Server};
 use nixcap_test_support::scenarios::{
     scenario, FixtureRecord, Scenario, StepRecord, StoreAccess, StoreRole, Stores, SCENARIOS,
 };
@@ -24,36 +25,45 @@ use nixcap_view::DecodedCapture;
 
 const NIXCAP: &str = env!("CARGO_BIN_EXE_nixcap");
 
-/// Records `scenario` with `peer` (client and daemon) through the library recorder.
+/// Records `scenario` with `peer` (client and daemon) through the library recorder, adding
+/// the store objects a replay needs before the capture is finished, as `nixcap record` does.
 fn record(peer: &Peer, scenario: &Scenario) -> (Vec<StepRecord>, Capture) {
     let daemon = Daemon::start(peer, DaemonOptions::new());
-    let recorder = BackgroundRecorder::start(
-        Config::new(None, DaemonAddr::from_path(daemon.socket_path())),
-        Vec::new(),
-    )
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capture.nixcap");
+    let mut config = Config::new(None, DaemonAddr::from_path(daemon.socket_path()));
+    config.capture_path = Some(path.clone());
+    let mut recorder = BackgroundRecorder::start(config, fs::File::create(&path).unwrap()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let stores = Stores::main(StoreAccess::via(&daemon, recorder.socket_path()));
     let run = scenario
         .run(peer, work.path(), &stores)
         .unwrap_or_else(|err| panic!("{err}"));
+    recorder.drain();
+    fetch_for_capture_file(
+        &path,
+        daemon.socket_path(),
+        &ClientOptions::default(),
+        |fetched| recorder.store_object(fetched.kind, &fetched.name, fetched.contents),
+    )
+    .unwrap();
     let report = recorder.finish().unwrap();
-    let bytes = report.out.unwrap();
-    (run.steps, read_capture(bytes.as_slice()).unwrap())
+    assert!(report.capture_complete(), "{:?}", report.capture_problems);
+    (run.steps, read_capture_file(&path).unwrap())
 }
 
 /// What a client step printed against the replayer, with the same placeholders as the
 /// recorded run.
 #[derive(Debug)]
-pub(super) struct Replayed {
-    pub(super) stdout: String,
-    pub(super) stderr: String,
-    pub(super) exit_code: Option<i32>,
+pub(crate) struct Replayed {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) exit_code: Option<i32>,
 }
 
 /// Runs the main-store steps of a recorded run against `server`, in a fresh working
 /// directory holding the scenario's inputs.
-fn replay_steps(
+pub(crate) fn replay_steps(
     peer: &Peer,
     scenario: &Scenario,
     steps: &[StepRecord],

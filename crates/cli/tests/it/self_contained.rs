@@ -1,0 +1,279 @@
+//! Self-contained captures: what the daemon made and never sent (build outputs, build logs)
+//! is fetched when the recording ends and stored as store objects, so that clients that read
+//! the store's directory get the same answers from a replay, with no daemon and an empty
+//! store root, as from the live daemon.
+//!
+//! The `inspect` scenario builds a derivation, verifies its output, prints it, prints its
+//! build log, and evaluates an expression that imports the output of a derivation it builds
+//! (import from derivation). Recorded with real Nix 2.8, 2.26 and 2.34 (client and daemon of
+//! the same version), then replayed: every step must print the same standard output and
+//! standard error and exit with the same status. The same goes through `nixcap record -- CMD`
+//! (on by default) and `--no-store-objects` (off: the replay then fails the way the issue
+//! describes). Real daemons are required under `NIXCAP_REQUIRE_NIX=1`.
+
+use std::fs;
+use std::path::Path;
+
+use nixcap_capture::{read_capture_file, Capture, StoreObjectKind};
+use nixcap_client::ClientOptions;
+use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
+use nixcap_replay::{fetch_for_capture_file, FetchSummary, Options, Server};
+use nixcap_test_support::scenarios::{scenario, StepRecord, StoreAccess, Stores};
+use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
+use nixcap_view::DecodedCapture;
+
+use crate::replay::{replay_steps, Replayed};
+
+const NIXCAP: &str = env!("CARGO_BIN_EXE_nixcap");
+
+/// Records `inspect` through a library recorder writing to `capture`, fetching the store
+/// objects before finishing (as `nixcap record` does); the daemon is stopped on return.
+fn record_inspect(peer: &Peer, capture: &Path) -> (Vec<StepRecord>, FetchSummary) {
+    let daemon = Daemon::start(peer, DaemonOptions::new());
+    let file = fs::File::create(capture).unwrap();
+    let mut config = Config::new(None, DaemonAddr::from_path(daemon.socket_path()));
+    config.capture_path = Some(capture.to_owned());
+    let mut recorder = BackgroundRecorder::start(config, file).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let stores = Stores::main(StoreAccess::via(&daemon, recorder.socket_path()));
+    let run = scenario("inspect")
+        .unwrap()
+        .run(peer, work.path(), &stores)
+        .unwrap_or_else(|err| panic!("{err}"));
+    recorder.drain();
+    let (_, summary) = fetch_for_capture_file(
+        capture,
+        daemon.socket_path(),
+        &ClientOptions::default(),
+        |fetched| recorder.store_object(fetched.kind, &fetched.name, fetched.contents),
+    )
+    .unwrap();
+    let report = recorder.finish().unwrap();
+    assert!(report.capture_complete(), "{:?}", report.capture_problems);
+    (run.steps, summary)
+}
+
+/// Every difference between the live steps and the replayed ones: stdout, stderr, status.
+fn differences(label: &str, live: &[StepRecord], replayed: &[(usize, Replayed)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    assert_eq!(replayed.len(), live.len(), "{label}: every step replayed");
+    for (index, got) in replayed {
+        let want = &live[*index];
+        let line = want.command_line();
+        if (want.exit_code, &want.stdout, &want.stderr) != (got.exit_code, &got.stdout, &got.stderr)
+        {
+            problems.push(format!(
+                "{label} step {index} `{line}`:\n--- live: exit {:?}\n{}\n{}--- replayed: exit {:?}\n{}\n{}",
+                want.exit_code, want.stdout, want.stderr, got.exit_code, got.stdout, got.stderr
+            ));
+        }
+    }
+    problems
+}
+
+fn nar_objects(capture: &Capture) -> Vec<&str> {
+    capture
+        .store_objects
+        .iter()
+        .filter(|o| o.object.kind == StoreObjectKind::Nar && o.is_complete())
+        .map(|o| o.object.name.as_str())
+        .collect()
+}
+
+fn inspect_replays_like_the_live_daemon(version: NixVersion) {
+    let Some(peer) = peer_or_skip(version) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inspect.nixcap");
+    let (live, summary) = record_inspect(&peer, &path);
+    let label = format!("nix {} inspect", version.series());
+    for step in &live {
+        assert!(
+            step.as_expected(),
+            "{label}: live `{}` failed:\n{}",
+            step.command_line(),
+            step.stderr
+        );
+    }
+    assert!(summary.missing.is_empty(), "{label}: {:?}", summary.missing);
+    let capture = read_capture_file(&path).unwrap();
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    // The build output and the generated expression of the evaluation, and both build logs.
+    let out = live[0].stdout.trim();
+    let nars = nar_objects(&capture);
+    assert!(nars.contains(&out), "{label}: {out} not among {nars:?}");
+    assert!(
+        nars.iter().any(|p| p.ends_with("-generated")),
+        "{label}: no generated expression among {nars:?}"
+    );
+    let logs: Vec<&str> = capture
+        .store_objects
+        .iter()
+        .filter(|o| o.object.kind == StoreObjectKind::BuildLog)
+        .map(|o| o.object.name.as_str())
+        .collect();
+    assert!(
+        logs.contains(&live[1].stdout.trim()),
+        "{label}: logs {logs:?}"
+    );
+    // No store object repeats what crossed the wire: the .drv files were uploaded.
+    assert!(
+        nars.iter().all(|p| !p.ends_with(".drv")),
+        "{label}: {nars:?}"
+    );
+
+    // Without its store objects the same capture cannot answer the clients that read the
+    // store's directory: verify and cat fail (build logs still come from the log stream).
+    let mut bare = read_capture_file(&path).unwrap();
+    bare.store_objects.clear();
+    let server = Server::start(DecodedCapture::new(bare), Options::default()).unwrap();
+    let replayed = replay_steps(&peer, scenario("inspect").unwrap(), &live, &server);
+    drop(server.finish());
+    let failing: Vec<String> = replayed
+        .iter()
+        .filter(|(_, got)| got.exit_code != Some(0))
+        .map(|(index, _)| live[*index].argv[..3].join(" "))
+        .collect();
+    assert!(
+        failing.iter().any(|c| c.starts_with("nix store cat")) && failing.len() >= 3,
+        "{label}: without store objects only these failed: {failing:?}"
+    );
+
+    let server = Server::start(DecodedCapture::new(capture), Options::default()).unwrap();
+    let replayed = replay_steps(&peer, scenario("inspect").unwrap(), &live, &server);
+    let report = server.finish();
+    let mut problems = differences(&label, &live, &replayed);
+    if report.diverged() {
+        problems.push(format!(
+            "{label}: the replay diverged:\n{}",
+            report.render()
+        ));
+    }
+    eprintln!(
+        "{label}: {} step(s); {} NAR(s), {} bytes, {} log(s) fetched",
+        replayed.len(),
+        summary.nars,
+        summary.nar_bytes,
+        summary.logs
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn nix_2_8_inspect_replays_like_the_live_daemon() {
+    inspect_replays_like_the_live_daemon(NixVersion::V2_8);
+}
+
+#[test]
+fn nix_2_26_inspect_replays_like_the_live_daemon() {
+    inspect_replays_like_the_live_daemon(NixVersion::V2_26);
+}
+
+#[test]
+fn nix_2_34_inspect_replays_like_the_live_daemon() {
+    inspect_replays_like_the_live_daemon(NixVersion::V2_34);
+}
+
+/// `nixcap record -- CMD` fetches store objects by default, says so, and `info` and
+/// `verify` count them; `--no-store-objects` records only the socket's bytes; `nixcap replay
+/// -- CMD` then serves `nix store cat` of the output from the store root (Nix 2.8 on the host).
+/// What the wrapper runs, recorded and replayed: a build, then a read of its output.
+const SCRIPT: &str =
+    "out=$(nix-build --no-out-link inspect.nix) && echo $out && nix store cat $out";
+
+#[test]
+fn the_record_wrapper_adds_store_objects_unless_told_not_to() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    let daemon = Daemon::start(&peer, DaemonOptions::new());
+    let work = tempfile::tempdir().unwrap();
+    let work_path = work.path().canonicalize().unwrap();
+    scenario("inspect")
+        .unwrap()
+        .write_inputs(&work_path)
+        .unwrap();
+    let with = work_path.join("with.nixcap");
+    let without = work_path.join("without.nixcap");
+    let mut outs = Vec::new();
+    for (capture, extra) in [(&with, None), (&without, Some("--no-store-objects"))] {
+        let mut command = peer.command(NIXCAP);
+        command.args(["record", "-w"]).arg(capture);
+        if let Some(extra) = extra {
+            command.arg(extra);
+        }
+        let output = command
+            .args(["--", "sh", "-c", SCRIPT])
+            .store(&daemon)
+            .current_dir(&work_path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        outs.push((String::from_utf8_lossy(&output.stdout).into_owned(), stderr));
+    }
+    let live = outs[0].0.clone();
+    let out = live.lines().next().unwrap().to_owned();
+    let out = &out;
+    assert_eq!(live, format!("{out}\ninspected\n"));
+    assert_eq!(outs[1].0, live, "the same output both times");
+    assert!(
+        outs[0].1.contains("nixcap record: store objects: 1 NAR (")
+            && outs[0].1.contains("1 build log, 0 missing"),
+        "{}",
+        outs[0].1
+    );
+    assert!(!outs[1].1.contains("store objects"), "{}", outs[1].1);
+
+    let with_capture = read_capture_file(&with).unwrap();
+    assert!(with_capture.is_intact(), "{:?}", with_capture.damage);
+    assert_eq!(nar_objects(&with_capture), vec![out.as_str()]);
+    assert!(read_capture_file(&without)
+        .unwrap()
+        .store_objects
+        .is_empty());
+
+    let info = std::process::Command::new(NIXCAP)
+        .arg("info")
+        .arg(&with)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        info.contains("Store objects:          2 (1 NAR(s), 1 build log(s))"),
+        "{info}"
+    );
+    let verify = std::process::Command::new(NIXCAP)
+        .arg("verify")
+        .arg(&with)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("2 store objects"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    drop(daemon);
+    for (capture, expect_ok) in [(&with, true), (&without, false)] {
+        let output = peer
+            .command(NIXCAP)
+            .arg("replay")
+            .arg(capture)
+            .args(["--", "sh", "-c", SCRIPT])
+            .current_dir(&work_path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.success(), expect_ok, "{output:?}");
+        if expect_ok {
+            assert_eq!(String::from_utf8_lossy(&output.stdout), live);
+        } else {
+            assert!(
+                String::from_utf8_lossy(&output.stderr).contains("does not exist"),
+                "{output:?}"
+            );
+        }
+    }
+}
