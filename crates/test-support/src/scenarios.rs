@@ -401,7 +401,7 @@ pub const INSPECT: Scenario = Scenario {
     name: "inspect",
     summary: "Builds a derivation, then reads what the daemon made without sending it: \
                   verifies the output (`nix store verify`, on Nix 2.8 `nix-store --verify-path`), \
-                  prints it (`nix store cat`), prints the \
+                  prints it (`nix store cat`) and its NAR (`nix store dump-path`), prints the \
                   build log (`nix log`, `nix-store --read-log`), and evaluates an expression that \
                   imports the output of a derivation it builds.",
     inputs: &[Input::InspectNix, Input::IfdNix],
@@ -421,8 +421,9 @@ fn inspect_steps(client: &Peer) -> Vec<Step> {
     }
     // `nix-store --dump` is left out: against a store with `root=`, Nix 2.8 reads the path
     // outside the root and Nix 2.26 and 2.34 look for it at `/` + the store path, so it fails
-    // live already.
+    // live already. `nix store dump-path` writes the same NAR through the store.
     steps.push(Step::new("nix", &["store", "cat", "$OUT"]));
+    steps.push(Step::new("nix", &["store", "dump-path", "$OUT"]));
     steps.extend([
         Step::new("nix", &["log", "$DRV"]),
         Step::new("nix-store", &["--read-log", "$DRV"]),

@@ -3,13 +3,15 @@
 //! the store's directory get the same answers from a replay, with no daemon and an empty
 //! store root, as from the live daemon.
 //!
-//! The `inspect` scenario builds a derivation, verifies its output, prints it, prints its
-//! build log, and evaluates an expression that imports the output of a derivation it builds
-//! (import from derivation). Recorded with real Nix 2.8, 2.26 and 2.34 (client and daemon of
-//! the same version), then replayed: every step must print the same standard output and
-//! standard error and exit with the same status. The same goes through `nixcap record -- CMD`
-//! (on by default) and `--no-store-objects` (off: the replay then fails the way the issue
-//! describes). Real daemons are required under `NIXCAP_REQUIRE_NIX=1`.
+//! The `inspect` scenario builds a derivation, verifies its output, prints it and its NAR
+//! (`nix store dump-path`), prints its build log, and evaluates an expression that imports the
+//! output of a derivation it builds (import from derivation). Recorded with real Nix 2.8, 2.26
+//! and 2.34 (client and daemon of the same version), then replayed: every step must print the
+//! same standard output and standard error and exit with the same status. Without its store
+//! objects the same capture fails every step that reads the output from the store's
+//! directory. The same goes through `nixcap record -- CMD` (on by default) and
+//! `--no-store-objects` (off: the replay then fails with "does not exist"). Real daemons are
+//! required under `NIXCAP_REQUIRE_NIX=1`.
 
 use std::fs;
 use std::path::Path;
@@ -135,9 +137,33 @@ fn inspect_replays_like_the_live_daemon(version: NixVersion) {
         .filter(|(_, got)| got.exit_code != Some(0))
         .map(|(index, _)| live[*index].argv[..3].join(" "))
         .collect();
+    // Every step that reads the output from the store's directory fails; the logs do not.
+    let readers = [
+        if version == NixVersion::V2_8 {
+            "nix-store --verify-path"
+        } else {
+            "nix store verify"
+        },
+        "nix store cat",
+        "nix store dump-path",
+        "nix eval --file",
+    ];
     assert!(
-        failing.iter().any(|c| c.starts_with("nix store cat")) && failing.len() >= 3,
-        "{label}: without store objects only these failed: {failing:?}"
+        failing.len() == readers.len()
+            && readers
+                .iter()
+                .all(|r| failing.iter().any(|c| c.starts_with(r))),
+        "{label}: without store objects these failed: {failing:?}"
+    );
+    // `nix store dump-path` printed the output's NAR, live and replayed.
+    let dump = live
+        .iter()
+        .find(|s| s.command_line().starts_with("nix store dump-path"))
+        .unwrap();
+    assert!(
+        dump.stdout.contains("nix-archive-1") && dump.stdout.contains("inspected\n"),
+        "{label}: {:?}",
+        dump.stdout
     );
 
     let server = Server::start(DecodedCapture::new(capture), Options::default()).unwrap();
