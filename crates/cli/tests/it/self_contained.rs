@@ -303,3 +303,134 @@ fn the_record_wrapper_adds_store_objects_unless_told_not_to() {
         }
     }
 }
+
+/// Runs `nixcap record --listen` in front of `daemon`, builds `inspect.nix` through it, then
+/// calls `before_stop` (with the daemon) and stops the recorder with SIGINT. Returns the built
+/// output and the recorder's output.
+fn record_listening(
+    daemon: &mut Daemon,
+    work: &Path,
+    capture: &Path,
+    before_stop: impl FnOnce(&mut Daemon),
+) -> (String, std::process::Output) {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let socket = work.join("rec.sock");
+    let child = Command::new(NIXCAP)
+        .args(["record", "-w"])
+        .arg(capture)
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--upstream")
+        .arg(daemon.socket_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "nixcap record did not listen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let build = daemon
+        .peer()
+        .command("nix-build")
+        .args(["--no-out-link", "inspect.nix"])
+        .remote(daemon.uri_via(&socket))
+        .current_dir(work)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{build:?}");
+    let out = String::from_utf8_lossy(&build.stdout).trim().to_owned();
+    before_stop(daemon);
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -INT {}", child.id());
+    (out, child.wait_with_output().unwrap())
+}
+
+/// `nixcap record --listen` fetches the store objects at shutdown, before it finishes the
+/// capture. When the daemon is gone by then, the capture is still finished and says which
+/// paths are missing and why; `record` warns, `verify` passes and `info` lists them
+/// (Nix 2.8 on the host).
+#[test]
+fn listen_mode_fetches_at_shutdown_and_names_what_it_could_not_fetch() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    let mut daemon = Daemon::start(&peer, DaemonOptions::new());
+    let work = tempfile::Builder::new()
+        .prefix("nixcap-sc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let work_path = work.path().canonicalize().unwrap();
+    scenario("inspect")
+        .unwrap()
+        .write_inputs(&work_path)
+        .unwrap();
+
+    // The daemon still runs at shutdown: the output's NAR is in the capture.
+    let fetched = work_path.join("fetched.nixcap");
+    let (out, output) = record_listening(&mut daemon, &work_path, &fetched, |_| {});
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains("nixcap record: store objects: 1 NAR (") && stderr.contains("0 missing"),
+        "{stderr}"
+    );
+    let capture = read_capture_file(&fetched).unwrap();
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    assert_eq!(nar_objects(&capture), vec![out.as_str()]);
+
+    // The daemon is gone at shutdown: the output is recorded as missing, with the reason.
+    let unfetched = work_path.join("unfetched.nixcap");
+    let (again, output) = record_listening(&mut daemon, &work_path, &unfetched, |daemon| {
+        daemon.stop();
+    });
+    assert_eq!(again, out);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains(&format!(
+            "nixcap record: warning: {out} is missing from the capture: connecting to the daemon"
+        )),
+        "{stderr}"
+    );
+    let capture = read_capture_file(&unfetched).unwrap();
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    assert!(capture.footer.is_some(), "the capture is finished");
+    let missing: Vec<(&str, &str)> = capture
+        .store_objects
+        .iter()
+        .filter(|o| !o.object.is_present())
+        .map(|o| (o.object.name.as_str(), o.object.missing.as_str()))
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].0, out);
+    assert!(
+        missing[0].1.starts_with("connecting to the daemon"),
+        "{missing:?}"
+    );
+
+    let verify = std::process::Command::new(NIXCAP)
+        .arg("verify")
+        .arg(&unfetched)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+    let info = std::process::Command::new(NIXCAP)
+        .arg("info")
+        .arg(&unfetched)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(
+        info.contains(&format!("  missing nar {out}: connecting to the daemon")),
+        "{info}"
+    );
+}
