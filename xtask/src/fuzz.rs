@@ -12,7 +12,9 @@
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
 //!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
 //! - `client`, `check`: what real daemons sent on each connection of
-//!   `testdata/real-sessions`.
+//!   `testdata/real-sessions`;
+//! - `serve_session`: a connection using every serve command at each minor
+//!   version, from the `fuzz_seeds` example of `nixcap-wire`.
 //!
 //! cargo-fuzz needs a nightly compiler; on a stable one the task sets
 //! `RUSTC_BOOTSTRAP=1` (unless it is already set).
@@ -229,6 +231,29 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                         &daemon_bytes,
                     )?;
                 }
+            }
+        }
+        "serve_session" => {
+            // Connections of every serve command at each minor, built by the
+            // codec's encoders (no serve transcripts are in testdata).
+            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args([
+                    "run",
+                    "-q",
+                    "-p",
+                    "nixcap-wire",
+                    "--features",
+                    "fuzzing",
+                    "--example",
+                    "fuzz_seeds",
+                    "--",
+                ])
+                .arg(corpus)
+                .current_dir(crate::workspace_root())
+                .status()
+                .context("running the fuzz_seeds example of nixcap-wire")?;
+            if !status.success() {
+                bail!("the fuzz_seeds example of nixcap-wire failed ({status})");
             }
         }
         other => bail!("no seeds known for `{other}`"),

@@ -13,6 +13,10 @@
 //! limit paths are reached with small inputs. [`encode_session_input`]
 //! writes this format, for seed corpora.
 
+mod serve_seeds;
+
+pub use serve_seeds::every_serve_command;
+
 use crate::nar::{NarOptions, NarParser, NarStatus};
 use crate::session::{check_events, Direction, Event, Limits, SessionDecoder};
 

@@ -6,216 +6,14 @@
 //! Real serve sessions of Nix 2.8, 2.26 and 2.34 are covered by the `remote` tests of the cli
 //! crate; these connections are built with the codec's own encoders from fixed values.
 
-use nixcap_wire::export::EXPORT_MAGIC;
-use nixcap_wire::nar::NarWriter;
+use nixcap_wire::fuzzing::every_serve_command;
 use nixcap_wire::primitives::Writer;
-use nixcap_wire::serve::ops::{
-    ServeAddToStoreNar, ServeCommand, ServeHello, ServeReply, ServeRequest,
-};
-use nixcap_wire::serve::{BuildOptions, ServePathInfo, SERVE_MAGIC_1, SERVE_MAGIC_2};
+use nixcap_wire::serve::ops::ServeCommand;
 use nixcap_wire::session::{Direction, Event, EventKind, Protocol, SessionDecoder};
-use nixcap_wire::types::{BasicDerivation, BuildResult, BuildStatus, DerivationOutput, StorePath};
-use nixcap_wire::{ByteString, Negotiated, ProtocolVersion};
+use nixcap_wire::{Negotiated, ProtocolVersion};
 
 const C: Direction = Direction::ClientToDaemon;
 const S: Direction = Direction::DaemonToClient;
-
-fn path(name: &str) -> StorePath {
-    StorePath::new(format!(
-        "/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-{name}"
-    ))
-}
-
-fn nar(contents: &[u8]) -> Vec<u8> {
-    NarWriter::new().regular(false, contents).finish()
-}
-
-/// An export stream of one record.
-fn export_stream(nar: &[u8]) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.u64(1).raw(nar).u64(EXPORT_MAGIC);
-    w.string(path("hello").as_str())
-        .string_list::<&str>(&[])
-        .string("")
-        .u64(0);
-    w.u64(0);
-    w.into_bytes()
-}
-
-fn options() -> BuildOptions {
-    BuildOptions {
-        max_silent_time: 0,
-        build_timeout: 0,
-        max_log_size: 0,
-        nr_repeats: 0,
-        enforce_determinism: false,
-        keep_failed: false,
-    }
-}
-
-/// A connection as chunks in the order sent, at serve version `2.minor`, using every command.
-fn every_command(minor: u8) -> Vec<(Direction, Vec<u8>)> {
-    let version = ProtocolVersion::new(2, minor);
-    let mut chunks = Vec::new();
-    let mut push = |direction: Direction, bytes: Vec<u8>| chunks.push((direction, bytes));
-    let encode_request = |request: &ServeRequest| {
-        let mut w = Writer::new();
-        request.encode(&mut w, version);
-        w.into_bytes()
-    };
-    let encode_reply = |reply: &ServeReply| {
-        let mut w = Writer::new();
-        reply.encode(&mut w, version);
-        w.into_bytes()
-    };
-    let mut w = Writer::new();
-    ServeHello {
-        magic: SERVE_MAGIC_1,
-        version,
-    }
-    .encode(&mut w);
-    push(C, w.into_bytes());
-    let mut w = Writer::new();
-    ServeHello {
-        magic: SERVE_MAGIC_2,
-        version,
-    }
-    .encode(&mut w);
-    push(S, w.into_bytes());
-
-    let hello = nar(b"hello\n");
-    let info = ServePathInfo {
-        deriver: None,
-        references: vec![path("dep")],
-        download_size: hello.len() as u64,
-        nar_size: hello.len() as u64,
-        nar_hash: if minor >= 4 {
-            "sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".to_owned()
-        } else {
-            String::new()
-        },
-        ca: None,
-        sigs: Vec::new(),
-    };
-    let exchanges: Vec<(ServeRequest, Vec<u8>, Vec<u8>)> = vec![
-        (
-            ServeRequest::QueryValidPaths {
-                lock: false,
-                substitute: true,
-                paths: vec![path("hello"), path("gone")],
-            },
-            Vec::new(),
-            encode_reply(&ServeReply::Paths {
-                paths: vec![path("hello")],
-            }),
-        ),
-        (
-            ServeRequest::QueryPathInfos {
-                paths: vec![path("hello")],
-            },
-            Vec::new(),
-            encode_reply(&ServeReply::PathInfos {
-                infos: vec![(path("hello"), info)],
-            }),
-        ),
-        (
-            ServeRequest::DumpStorePath {
-                path: path("hello"),
-            },
-            Vec::new(),
-            hello.clone(),
-        ),
-        (
-            ServeRequest::ImportPaths,
-            export_stream(&hello),
-            encode_reply(&ServeReply::Done { status: 1 }),
-        ),
-        (
-            ServeRequest::ExportPaths {
-                sign: 0,
-                paths: vec![path("hello")],
-            },
-            Vec::new(),
-            export_stream(&hello),
-        ),
-        (
-            ServeRequest::BuildPaths {
-                paths: vec![ByteString(
-                    b"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-x.drv!out".to_vec(),
-                )],
-                options: options(),
-            },
-            Vec::new(),
-            encode_reply(&ServeReply::BuildStatus {
-                status: 1,
-                error_msg: Some(ByteString(b"builder failed".to_vec())),
-            }),
-        ),
-        (
-            ServeRequest::QueryClosure {
-                include_outputs: false,
-                paths: vec![path("hello")],
-            },
-            Vec::new(),
-            encode_reply(&ServeReply::Paths {
-                paths: vec![path("dep"), path("hello")],
-            }),
-        ),
-        (
-            ServeRequest::BuildDerivation {
-                drv_path: path("x.drv"),
-                drv: Box::new(BasicDerivation {
-                    outputs: vec![DerivationOutput {
-                        name: "out".into(),
-                        path: Some(path("x")),
-                        hash_algo: String::new(),
-                        hash: String::new(),
-                    }],
-                    input_srcs: vec![],
-                    platform: ByteString(b"x86_64-linux".to_vec()),
-                    builder: ByteString(b"/bin/sh".to_vec()),
-                    args: vec![
-                        ByteString(b"-c".to_vec()),
-                        ByteString(b"echo hi > $out".to_vec()),
-                    ],
-                    env: vec![(
-                        ByteString(b"out".to_vec()),
-                        ByteString(path("x").as_str().as_bytes().to_vec()),
-                    )],
-                }),
-                options: options(),
-            },
-            Vec::new(),
-            encode_reply(&ServeReply::BuildResult {
-                result: Box::new(BuildResult::new(BuildStatus::from_wire(0), "")),
-            }),
-        ),
-        (
-            ServeRequest::AddToStoreNar(Box::new(ServeAddToStoreNar {
-                path: path("hello"),
-                deriver: Some(path("x.drv")),
-                nar_hash: "ab".repeat(32),
-                references: vec![],
-                registration_time: 1_700_000_000,
-                nar_size: hello.len() as u64,
-                ultimate: true,
-                sigs: vec!["cache:AAAA".into()],
-                ca: None,
-            })),
-            hello.clone(),
-            encode_reply(&ServeReply::Done { status: 1 }),
-        ),
-    ];
-    for (request, upload, reply) in exchanges {
-        if minor < 6 || !matches!(request, ServeRequest::BuildDerivation { .. }) {
-            let mut bytes = encode_request(&request);
-            bytes.extend_from_slice(&upload);
-            push(C, bytes);
-            push(S, reply);
-        }
-    }
-    chunks
-}
 
 fn decode(chunks: &[(Direction, Vec<u8>)]) -> (Vec<Event>, SessionDecoder) {
     SessionDecoder::decode_all(chunks.iter().map(|(d, b)| (*d, b.as_slice())))
@@ -254,7 +52,7 @@ fn check_tiling(chunks: &[(Direction, Vec<u8>)], events: &[Event], negotiated: &
 #[test]
 fn every_command_decodes_without_opaque_bytes_and_re_encodes() {
     for minor in [3u8, 5, 7] {
-        let chunks = every_command(minor);
+        let chunks = every_serve_command(minor);
         let (events, decoder) = decode(&chunks);
         assert_eq!(decoder.protocol(), Some(Protocol::Serve));
         assert_eq!(
@@ -290,7 +88,7 @@ fn every_command_decodes_without_opaque_bytes_and_re_encodes() {
 
 #[test]
 fn events_do_not_depend_on_how_the_bytes_are_split() {
-    let chunks = every_command(7);
+    let chunks = every_serve_command(7);
     let (whole, _) = decode(&chunks);
     let per_direction = |events: &[Event], d: Direction| -> Vec<Event> {
         events
@@ -336,7 +134,7 @@ fn events_do_not_depend_on_how_the_bytes_are_split() {
 
 #[test]
 fn an_unknown_command_makes_the_rest_opaque_and_says_where() {
-    let mut chunks = every_command(7);
+    let mut chunks = every_serve_command(7);
     chunks.truncate(4); // Both hellos and QueryValidPaths.
     let mut w = Writer::new();
     w.u64(77).u64(1).u64(2);
@@ -357,7 +155,7 @@ fn an_unknown_command_makes_the_rest_opaque_and_says_where() {
 
 #[test]
 fn a_connection_cut_mid_nar_is_truncated_and_tiles() {
-    let mut chunks = every_command(7);
+    let mut chunks = every_serve_command(7);
     // The last client chunk is AddToStoreNar with its NAR: drop the NAR's last 9 bytes and the
     // reply.
     chunks.pop();
@@ -388,7 +186,7 @@ fn arbitrary_bytes_after_a_serve_hello_never_panic_and_tile() {
         state
     };
     for round in 0..200 {
-        let mut chunks = every_command(7);
+        let mut chunks = every_serve_command(7);
         for (_, bytes) in chunks.iter_mut().skip(2) {
             for _ in 0..(next() % 4) {
                 if !bytes.is_empty() {
@@ -403,5 +201,63 @@ fn arbitrary_bytes_after_a_serve_hello_never_panic_and_tile() {
             .cloned()
             .unwrap_or_else(|| panic!("round {round}"));
         check_tiling(&chunks, &events, &negotiated);
+    }
+}
+
+#[test]
+fn a_damaged_export_stream_is_reported_alike_however_its_bytes_arrive() {
+    let mut chunks = every_serve_command(7);
+    // ExportPaths' reply: after the NAR, the export magic and then the path's length, made
+    // absurd.
+    let (index, at) = chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, (d, _))| *d == S)
+        .find_map(|(i, (_, bytes))| {
+            bytes
+                .windows(4)
+                .position(|w| w == b"NIXE")
+                .map(|at| (i, at))
+        })
+        .expect("an export stream from the server");
+    chunks[index].1[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let (whole, _) = decode(&chunks);
+    let reason_of = |events: &[Event]| -> String {
+        events
+            .iter()
+            .filter(|e| e.direction == S)
+            .find_map(|e| match &e.kind {
+                EventKind::Opaque { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .expect("the damage is reported")
+    };
+    let reason = reason_of(&whole);
+    assert!(
+        reason.starts_with("the export stream starting at offset "),
+        "{reason}"
+    );
+    // Byte by byte, and each side whole with the server first: the same events.
+    let mut decoder = SessionDecoder::new();
+    let mut events = Vec::new();
+    for (direction, bytes) in &chunks {
+        for byte in bytes.chunks(1) {
+            decoder.feed(*direction, byte);
+            events.extend(decoder.drain_events());
+        }
+    }
+    decoder.finish();
+    events.extend(decoder.drain_events());
+    let server_first = vec![(S, stream(&chunks, S)), (C, stream(&chunks, C))];
+    let (reordered, _) = decode(&server_first);
+    for other in [&events, &reordered] {
+        let of = |events: &[Event]| -> Vec<Event> {
+            events
+                .iter()
+                .filter(|e| e.direction == S)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(of(other), of(&whole));
     }
 }

@@ -78,6 +78,9 @@ pub(super) struct ExportStream {
     decoder: ExportDecoder,
     pub(super) piece: Vec<u8>,
     piece_start: u64,
+    /// Where the stream began, for messages: unlike the offset of a feed,
+    /// it does not depend on how the bytes arrived.
+    stream_start: u64,
 }
 
 enum ExportStep {
@@ -94,6 +97,7 @@ impl ExportStream {
             decoder: ExportDecoder::new(ExportMode::Stream, NarOptions::default()),
             piece: Vec::new(),
             piece_start: start,
+            stream_start: start,
         }
     }
 
@@ -119,7 +123,6 @@ impl ExportStream {
         direction: Direction,
         events: &mut VecDeque<Event>,
     ) -> ExportStep {
-        let start = self.piece_start + self.piece.len() as u64;
         let mut parsed = Vec::new();
         let progress = self.decoder.feed(stream.data(), &mut parsed);
         if progress.consumed > 0 {
@@ -149,7 +152,8 @@ impl ExportStream {
             ExportStatus::Failed(error) => {
                 self.flush(direction, events);
                 ExportStep::Failed(format!(
-                    "the export stream continuing at offset {start} is invalid: {error}"
+                    "the export stream starting at offset {} is invalid: {error}",
+                    self.stream_start
                 ))
             }
         }
