@@ -19,7 +19,8 @@ use std::path::Path;
 use nixcap_capture::{read_capture_file, Capture, StoreObjectKind};
 use nixcap_client::ClientOptions;
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
-use nixcap_replay::{fetch_for_capture_file, FetchSummary, Options, Server};
+use nixcap_replay::store_root::crossed_paths;
+use nixcap_replay::{fetch_for_capture_file, plan_fetch, FetchSummary, Options, Server};
 use nixcap_test_support::scenarios::{scenario, StepRecord, StoreAccess, Stores};
 use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
 use nixcap_view::DecodedCapture;
@@ -123,6 +124,12 @@ fn inspect_replays_like_the_live_daemon(version: NixVersion) {
     assert!(
         nars.iter().all(|p| !p.ends_with(".drv")),
         "{label}: {nars:?}"
+    );
+    // Nothing is left to fetch: the store objects count as had.
+    let plan = plan_fetch(&DecodedCapture::new(read_capture_file(&path).unwrap()));
+    assert!(
+        plan.nars.is_empty() && plan.logs.is_empty(),
+        "{label}: {plan:?}"
     );
 
     // Without its store objects the same capture cannot answer the clients that read the
@@ -433,4 +440,51 @@ fn listen_mode_fetches_at_shutdown_and_names_what_it_could_not_fetch() {
         info.contains(&format!("  missing nar {out}: connecting to the daemon")),
         "{info}"
     );
+}
+
+/// On every committed capture (Nix 2.8, 2.26 and 2.34), no NAR that crossed the wire (an
+/// added source or derivation, an import, a copy's upload, a NarFromPath download) is planned
+/// for fetching, so a capture holds each NAR once; a build's output, which never crossed, is
+/// planned.
+#[test]
+fn the_fetch_plan_leaves_out_what_crossed_the_wire() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
+    let mut checked = Vec::new();
+    for version in ["nix-2.8", "nix-2.26", "nix-2.34"] {
+        let mut files: Vec<_> = fs::read_dir(root.join(version))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "nixcap"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no captures for {version}");
+        for file in files {
+            let name = format!("{version}/{}", file.file_name().unwrap().to_string_lossy());
+            let decoded = DecodedCapture::new(read_capture_file(&file).unwrap());
+            let crossed = crossed_paths(&decoded);
+            let plan = plan_fetch(&decoded);
+            let twice: Vec<&String> = plan.nars.iter().filter(|p| crossed.contains(*p)).collect();
+            assert!(
+                twice.is_empty(),
+                "{name}: planned although crossed: {twice:?}"
+            );
+            if name.ends_with("/export-import.nixcap") || name.ends_with("/add.nixcap") {
+                assert!(!crossed.is_empty(), "{name}: nothing crossed");
+            }
+            if name.ends_with("/build.nixcap") {
+                assert!(
+                    plan.nars.iter().any(|p| p.ends_with("-x")),
+                    "{name}: the build output is not planned: {plan:?}"
+                );
+            }
+            eprintln!(
+                "{name}: {} crossed, {} NAR(s) and {} log(s) planned",
+                crossed.len(),
+                plan.nars.len(),
+                plan.logs.len()
+            );
+            checked.push(name);
+        }
+    }
+    assert!(checked.len() >= 30, "{checked:?}");
 }
