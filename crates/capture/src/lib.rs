@@ -17,6 +17,7 @@
 //!   everything readable before any damage.
 //! - [`read_index`] answers summary questions from the footer without
 //!   decompressing the frames.
+//! - [`stitch`] joins the files of a rotated set back into one capture.
 //!
 //! The byte layout is specified in `docs/FORMAT.md`.
 
@@ -26,6 +27,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod reader;
+mod stitch;
 mod types;
 pub mod utc;
 mod writer;
@@ -34,6 +36,7 @@ pub use capture::{read_capture, read_capture_file, Capture, CapturedObject, Chun
 pub use error::{FrameProblem, Location, Part, ReadError, ReadErrorKind, WriteError};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use reader::{read_index, FooterStatus, Index, ReadStats, Reader};
+pub use stitch::{stitch, StitchProblem, Stitched, LINK_KEY, SEGMENT_KEY};
 pub use types::{
     Annotation, Block, CloseReason, ConnectionClosed, ConnectionOpened, ConnectionSummary, Data,
     Direction, Footer, FormatVersion, FrameIndexEntry, Header, PeerCred, StoreObject,

@@ -100,6 +100,10 @@ pub enum CloseReason {
     },
     /// The recorder shut down while the connection was still open.
     Shutdown,
+    /// The capture file was rotated while the connection was open: it goes
+    /// on in the next file of the set, in a connection with the same `link`
+    /// metadata (see `docs/FORMAT.md`, rotated sets).
+    Continued,
     /// A reason written by a newer version of the format that this reader does not know.
     Unknown {
         /// The reason code on disk.
@@ -118,6 +122,7 @@ impl CloseReason {
             CloseReason::UpstreamUnreachable { .. } => 2,
             CloseReason::Error { .. } => 3,
             CloseReason::Shutdown => 4,
+            CloseReason::Continued => 5,
             CloseReason::Unknown { code, .. } => *code,
         }
     }
@@ -128,7 +133,10 @@ impl CloseReason {
             CloseReason::UpstreamUnreachable { message }
             | CloseReason::Error { message }
             | CloseReason::Unknown { message, .. } => message,
-            CloseReason::CleanEof | CloseReason::Reset | CloseReason::Shutdown => "",
+            CloseReason::CleanEof
+            | CloseReason::Reset
+            | CloseReason::Shutdown
+            | CloseReason::Continued => "",
         }
     }
 
@@ -140,6 +148,7 @@ impl CloseReason {
             2 => CloseReason::UpstreamUnreachable { message },
             3 => CloseReason::Error { message },
             4 => CloseReason::Shutdown,
+            5 => CloseReason::Continued,
             _ => CloseReason::Unknown { code, message },
         }
     }
@@ -155,6 +164,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::Error { message } => write!(f, "error: {message}"),
             CloseReason::Shutdown => f.write_str("recorder shutdown"),
+            CloseReason::Continued => f.write_str("continued in the next file"),
             CloseReason::Unknown { code, message } => {
                 write!(f, "unknown reason {code}")?;
                 if !message.is_empty() {

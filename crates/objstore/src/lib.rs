@@ -16,6 +16,9 @@
 //! - [`Store::list`] lists the objects under a prefix.
 //! - [`Store::upload_file`] uploads a finished file and confirms that the
 //!   store holds exactly its bytes (size and checksum) before returning.
+//! - [`Uploader`] drains a spool directory of finished files into a store on
+//!   its own thread, retrying with back-off, deleting each local file only
+//!   after its upload is confirmed.
 //!
 //! Secrets never leave this crate in text: every error message is scrubbed
 //! of the credentials in use (see [`Secrets`]).
@@ -25,6 +28,7 @@
 
 mod credentials;
 mod reader;
+mod spool;
 mod upload;
 
 use std::fmt;
@@ -37,6 +41,7 @@ use url::Url;
 
 pub use credentials::Secrets;
 pub use reader::{Fetched, RangedReader};
+pub use spool::{UploadQueue, UploadReport, Uploader, UploaderConfig};
 pub use upload::Uploaded;
 
 /// Why an object-store operation failed. Messages never hold credentials.

@@ -18,15 +18,19 @@
 //!   uid and explicitly allowed ones are served. Peer credentials are kept
 //!   in the capture.
 //!
-//! Entry points: [`Recorder::start`] / [`Recorder::finish`] inside a tokio
-//! runtime, [`run`] to record until a shutdown future completes, and
-//! [`BackgroundRecorder`] for non-async callers, and [`record_stdio`] for
-//! the remote program of an SSH store (one session on stdin and stdout).
+//! Entry points: [`Recorder::start`] (one capture) or
+//! [`Recorder::start_rotating`] (a rotated set of files, see [`rotate`]) and
+//! [`Recorder::finish`] inside a tokio runtime, [`run`] to record until a
+//! shutdown future completes, [`BackgroundRecorder`] for non-async callers,
+//! and [`record_stdio`] for the remote program of an SSH store (one session
+//! on stdin and stdout).
 
 mod addr;
 mod file;
+mod output;
 mod proxy;
 mod recorder;
+pub mod rotate;
 mod sink;
 mod stdio;
 
@@ -34,6 +38,7 @@ pub use addr::{store_uri_query, AddrError, DaemonAddr, DEFAULT_DAEMON_SOCKET};
 pub use file::CaptureFile;
 pub use nixcap_socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};
 pub use recorder::{run, BackgroundRecorder, Config, Error, Options, Recorder, Report, Stats};
+pub use rotate::{FinishedHook, RotatedSet, Rotation};
 pub use stdio::{
     record_stdio, record_stdio_to, session_file_name, write_stdio_capture, StdioConfig, StdioError,
     StdioReport, TeeOutcome, STDIO_CONN,

@@ -20,7 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::addr::DaemonAddr;
+use crate::output::CaptureOutput;
 use crate::proxy::{self, Cancel, Counters, Shared};
+use crate::rotate::{RotatedSet, RotatingOutput, Rotation};
 use crate::sink::{self, BufferPool, Clock, Event, SinkOutcome, SinkSettings};
 use nixcap_socket::{self as socket, BoundSocket, ListenError, PrivateDir, SocketFile};
 
@@ -218,6 +220,34 @@ impl<W: Write + Send + 'static> Recorder<W> {
     /// `ignore_file_size_signal`), so that a file size limit makes capture
     /// writes fail instead of killing the process.
     pub async fn start(config: Config, out: W) -> Result<Self, Error> {
+        let options = config.options.writer.clone();
+        Self::start_with(config, move |header| Writer::new(out, header, options)).await
+    }
+}
+
+impl Recorder<RotatedSet> {
+    /// Like [`Recorder::start`], but writes a rotated set of capture files
+    /// into `rotation.dir` (see [`crate::rotate`]); the report's `out` is
+    /// the set.
+    pub async fn start_rotating(config: Config, rotation: Rotation) -> Result<Self, Error> {
+        let options = config.options.writer.clone();
+        Self::start_with(config, move |header| {
+            RotatingOutput::new(rotation, header, options)
+        })
+        .await
+    }
+}
+
+impl<W: Send + 'static> Recorder<W> {
+    /// Binds the socket, makes the capture output from the header, and
+    /// starts accepting connections.
+    async fn start_with<O>(
+        config: Config,
+        make_output: impl FnOnce(Header) -> Result<O, nixcap_capture::WriteError>,
+    ) -> Result<Self, Error>
+    where
+        O: CaptureOutput<Out = W> + Send + 'static,
+    {
         ignore_file_size_signal();
         let own_uid = own_uid()?;
         let (private_dir, listen_path) = match &config.listen {
@@ -260,8 +290,7 @@ impl<W: Write + Send + 'static> Recorder<W> {
                 .unwrap_or(0),
             metadata: header_metadata(&config, &listen_path),
         };
-        let writer =
-            Writer::new(out, header, config.options.writer.clone()).map_err(Error::CaptureStart)?;
+        let writer = make_output(header).map_err(Error::CaptureStart)?;
         let buffer_size = config.options.buffer_size.max(4096);
         let pool = Arc::new(BufferPool::new(
             buffer_size,
@@ -434,15 +463,36 @@ pub struct BackgroundRecorder<W> {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl<W: Write + Send + 'static> BackgroundRecorder<W> {
+/// A fresh runtime with two worker threads for a [`BackgroundRecorder`].
+fn background_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("nixcap-record")
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+impl BackgroundRecorder<RotatedSet> {
+    /// Starts a rotating recorder (see [`Recorder::start_rotating`]) on a
+    /// fresh runtime with two worker threads.
+    pub fn start_rotating(config: Config, rotation: Rotation) -> Result<Self, Error> {
+        let runtime = background_runtime()?;
+        let recorder = runtime.block_on(Recorder::start_rotating(config, rotation))?;
+        Ok(Self {
+            recorder: Some(recorder),
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl<W: Send + 'static> BackgroundRecorder<W> {
     /// Starts a recorder on a fresh runtime with two worker threads.
-    pub fn start(config: Config, out: W) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("nixcap-record")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
+    pub fn start(config: Config, out: W) -> Result<Self, Error>
+    where
+        W: Write,
+    {
+        let runtime = background_runtime()?;
         let recorder = runtime.block_on(Recorder::start(config, out))?;
         Ok(Self {
             recorder: Some(recorder),
@@ -452,7 +502,10 @@ impl<W: Write + Send + 'static> BackgroundRecorder<W> {
 
     /// Starts a recorder listening on a fresh private socket and forwarding
     /// to `upstream`, with default options.
-    pub fn start_private(upstream: DaemonAddr, out: W) -> Result<Self, Error> {
+    pub fn start_private(upstream: DaemonAddr, out: W) -> Result<Self, Error>
+    where
+        W: Write,
+    {
         Self::start(Config::new(None, upstream), out)
     }
 

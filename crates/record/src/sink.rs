@@ -23,14 +23,13 @@
 //! itself never waits on a failed capture.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nixcap_capture::{
-    CloseReason, Direction, PeerCred, StoreObjectKind, Summary, WriteError, Writer,
-};
+use nixcap_capture::{CloseReason, Direction, PeerCred, StoreObjectKind, Summary, WriteError};
 use tokio::sync::{oneshot, Semaphore};
+
+use crate::output::CaptureOutput;
 
 /// How often the thread wakes up on its own to take queued events and write
 /// a frame that is due.
@@ -345,13 +344,18 @@ pub(crate) struct SinkSettings {
     pub(crate) describe_output: String,
 }
 
-/// Starts the capture thread around an already created writer.
-pub(crate) fn spawn<W: Write + Send + 'static>(
-    writer: Writer<W>,
+/// Starts the capture thread around an already created writer (one
+/// capture, or a rotating set).
+pub(crate) fn spawn<O>(
+    writer: O,
     clock: Clock,
     pool: Arc<BufferPool>,
     settings: SinkSettings,
-) -> std::io::Result<(SinkHandle, oneshot::Receiver<SinkOutcome<W>>)> {
+) -> std::io::Result<(SinkHandle, oneshot::Receiver<SinkOutcome<O::Out>>)>
+where
+    O: CaptureOutput + Send + 'static,
+    O::Out: Send + 'static,
+{
     let budget_total = u32::try_from(settings.budget_bytes.max(EVENT_OVERHEAD))
         .unwrap_or(u32::MAX)
         .min(u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
@@ -408,8 +412,8 @@ impl Drop for CloseOnDrop {
     }
 }
 
-struct CaptureThread<W: Write> {
-    writer: Option<Writer<W>>,
+struct CaptureThread<O: CaptureOutput> {
+    writer: Option<O>,
     clock: Clock,
     budget: Arc<Semaphore>,
     pool: Arc<BufferPool>,
@@ -422,8 +426,8 @@ struct CaptureThread<W: Write> {
     skipped_conns: BTreeSet<u64>,
 }
 
-impl<W: Write> CaptureThread<W> {
-    fn run(mut self, queue: &Queue) -> SinkOutcome<W> {
+impl<O: CaptureOutput> CaptureThread<O> {
+    fn run(mut self, queue: &Queue) -> SinkOutcome<O::Out> {
         let mut batch = Vec::new();
         let finish_t = 'run: loop {
             let handles_left = queue.take(&mut batch, IDLE_TICK);
@@ -469,7 +473,7 @@ impl<W: Write> CaptureThread<W> {
         // budget so that nobody waits on them.
         self.budget.close();
         let end = self.monotonic(finish_t);
-        let mut summary = self.writer.as_ref().map(Writer::summary);
+        let mut summary = self.writer.as_ref().map(CaptureOutput::summary);
         let mut out = None;
         if let Some(writer) = self.writer.take() {
             match writer.finish(end) {

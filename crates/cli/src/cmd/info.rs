@@ -638,6 +638,7 @@ fn reason_label(code: u32) -> String {
         CloseReason::UpstreamUnreachable { .. } => "upstream unreachable".to_owned(),
         CloseReason::Error { .. } => "error".to_owned(),
         CloseReason::Shutdown => "recorder shutdown".to_owned(),
+        CloseReason::Continued => "continued in the next file".to_owned(),
         _ => format!("reason {code}"),
     }
 }

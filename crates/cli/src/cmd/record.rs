@@ -41,7 +41,7 @@ use anyhow::{bail, Context};
 use nixcap_capture::WriterOptions;
 use nixcap_client::ClientOptions;
 use nixcap_record::{
-    record_stdio_to, store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report,
+    record_stdio_to, store_uri_query, CaptureFile, Config, DaemonAddr, Recorder, Report, Rotation,
     StdioConfig, StdioError, DEFAULT_DAEMON_SOCKET,
 };
 use nixcap_replay::{fetch_for_capture_file, Fetched};
@@ -53,7 +53,16 @@ The daemon sees the recorder's uid, not the client's. The socket is created with
 every peer's uid is checked; only the recorder's own uid and --allow-uid ones are served.
 
 The capture is written in place and flushed at least every 100 ms, so a killed recorder leaves a \
-readable (unfinished) capture at FILE.")]
+readable (unfinished) capture at FILE.
+
+With --rotate-size or --rotate-age (standalone mode), FILE is a directory that receives a set of \
+captures named nixcap-HOST-YYYYMMDDTHHMMSS.nnnnnnnnnZ-NNNNNN.nixcap (UTC start), each complete \
+on its own (the file being written ends in .part); a connection open at a rotation continues in \
+the next file, and `nixcap info DIR` or `show` of the set's files joins it back. --ring-files and \
+--ring-bytes bound what stays on disk. With --upload, each finished file goes to the store on a \
+thread of its own (forwarding never waits for it), failed uploads are retried with back-off, and \
+a file is deleted locally only once the store has confirmed its size and checksum; exit status 1 \
+if files are left un-uploaded.")]
 pub struct Args {
     /// Write the capture to FILE (created with mode 0600; it may hold private
     /// data). With --stdio, FILE may be an existing directory: each session
@@ -102,16 +111,73 @@ pub struct Args {
     /// the contents of every store path the sessions saw as valid but never
     /// received, and the logs of the builds they ran, and stores them in
     /// the capture as store objects, so that a replay needs no daemon.
+    /// A rotating recorder (--rotate-size, --rotate-age) never fetches them.
     #[arg(long)]
     pub no_store_objects: bool,
+
+    /// With --listen: rotate, writing a set of complete captures into the
+    /// directory FILE, starting a new file once the current one holds SIZE
+    /// bytes (suffixes K, M, G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub rotate_size: Option<u64>,
+
+    /// With --listen: rotate once the current file is SECONDS old.
+    #[arg(long, value_name = "SECONDS")]
+    pub rotate_age: Option<u64>,
+
+    /// When rotating, keep at most N finished files (the oldest are deleted).
+    #[arg(long, value_name = "N")]
+    pub ring_files: Option<usize>,
+
+    /// When rotating, keep the files within SIZE bytes of disk (suffixes K,
+    /// M, G), room for a full next file included.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub ring_bytes: Option<u64>,
+
+    /// When rotating, upload each finished file to this store (s3://bucket/prefix,
+    /// gs://, az://, file:///dir) and delete it locally once the store has
+    /// confirmed its size and checksum.
+    #[arg(long, value_name = "URL")]
+    pub upload: Option<String>,
+
+    /// At exit, keep trying pending uploads for this many seconds; what is
+    /// left stays in the directory and goes up at the next start.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub upload_drain: u64,
 
     /// The command to run with NIX_REMOTE pointing at the recorder.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
+/// Parses `123`, `64K`, `16M`, `2G` (binary multiples).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text} (use a number with an optional K, M or G)"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("size out of range: {text}"))
+}
+
+impl Args {
+    fn rotating(&self) -> bool {
+        self.rotate_size.is_some() || self.rotate_age.is_some()
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.stdio {
+        if args.rotating() || args.upload.is_some() {
+            bail!("rotation and --upload are for a standalone recorder (--listen), not for --stdio");
+        }
         return record_stdio(args);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +191,14 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     if args.command.is_empty() && args.listen.is_none() {
         bail!("give --listen SOCK, or a command to run after `--`");
     }
+    let rotation_flags =
+        args.ring_files.is_some() || args.ring_bytes.is_some() || args.upload.is_some();
+    if rotation_flags && !args.rotating() {
+        bail!("--ring-files, --ring-bytes and --upload need --rotate-size or --rotate-age");
+    }
+    if args.rotating() && !args.command.is_empty() {
+        bail!("rotation is for a standalone recorder (--listen), not for wrapping a command");
+    }
     let nix_remote = std::env::var("NIX_REMOTE").ok();
     let upstream = resolve_upstream(
         args.upstream.as_deref(),
@@ -136,6 +210,9 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     // signal never kills the recorder with a half-written capture.
     let mut signals = Signals::install()?;
 
+    if args.rotating() {
+        return record_rotating(args, upstream, signals).await;
+    }
     // Whole blocks bypass the page cache: the recorder never reads them back.
     let file = CaptureFile::new(create_capture(&args.output, args.force)?, &args.output);
     let mut config = Config::new(args.listen.clone(), upstream.clone());
@@ -389,6 +466,88 @@ fn create_capture(path: &Path, force: bool) -> anyhow::Result<File> {
         } else {
             anyhow::Error::new(error).context(format!("creating {}", path.display()))
         }
+    })
+}
+
+/// Standalone recording into a rotated set in the directory `-w`, with an
+/// uploader when `--upload` is given.
+async fn record_rotating(
+    args: Args,
+    upstream: DaemonAddr,
+    mut signals: Signals,
+) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating the directory {}", args.output.display()))?;
+    let uploader = match &args.upload {
+        Some(url) => {
+            let store = nixcap_objstore::Store::open(url).context("opening the upload store")?;
+            let config = nixcap_objstore::UploaderConfig::new(&args.output);
+            Some(nixcap_objstore::Uploader::start(store, config).context("starting the uploader")?)
+        }
+        None => None,
+    };
+    let mut rotation = Rotation::new(&args.output);
+    rotation.max_file_bytes = args.rotate_size;
+    rotation.max_file_age = args.rotate_age.map(std::time::Duration::from_secs);
+    rotation.ring_files = args.ring_files;
+    rotation.ring_bytes = args.ring_bytes;
+    if let Some(uploader) = &uploader {
+        let queue = uploader.queue();
+        rotation.on_finished = Some(std::sync::Arc::new(move |path: &Path| queue.push(path)));
+    }
+    let mut config = Config::new(args.listen.clone(), upstream.clone());
+    config.allow_uids = args.allow_uid.clone();
+    if !config.allow_uids.is_empty() {
+        config.socket_mode = 0o666;
+    }
+    let recorder = Recorder::start_rotating(config, rotation)
+        .await
+        .context("starting the recorder")?;
+    eprintln!(
+        "nixcap record: listening on {}, forwarding to {}, rotating in {}{}; stop with Ctrl-C",
+        recorder.socket_path().display(),
+        upstream.path().display(),
+        args.output.display(),
+        match &args.upload {
+            Some(url) => format!(", uploading to {url}"),
+            None => String::new(),
+        }
+    );
+    signals.any().await;
+    let report = recorder.finish().await.context("finishing the capture")?;
+    let set = report.out.clone().unwrap_or_default();
+    eprintln!(
+        "nixcap record: {} connections, {} bytes client to daemon, {} bytes daemon to client, {} files in {}",
+        report.stats.connections,
+        report.stats.bytes_client_to_daemon,
+        report.stats.bytes_daemon_to_client,
+        set.files.len(),
+        args.output.display()
+    );
+    let mut complete = report.capture_complete();
+    for problem in &report.capture_problems {
+        eprintln!("nixcap record: ERROR:   {problem}");
+    }
+    if !set.dropped.is_empty() {
+        eprintln!(
+            "nixcap record: warning: the ring deleted {} files to stay within its limits",
+            set.dropped.len()
+        );
+    }
+    if let Some(uploader) = uploader {
+        let uploads = uploader.finish(std::time::Duration::from_secs(args.upload_drain));
+        eprintln!(
+            "nixcap record: {} files uploaded, {} still pending in {}",
+            uploads.uploaded.len(),
+            uploads.pending.len(),
+            args.output.display()
+        );
+        complete &= uploads.pending.is_empty();
+    }
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::CAPTURE_INCOMPLETE)
     })
 }
 

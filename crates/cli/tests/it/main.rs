@@ -7,6 +7,7 @@
 mod capture_commands; // `nixcap info` and `nixcap verify` on the files of testdata/corrupt/.
 mod check; // `nixcap check` against fresh real daemons, the system daemon's socket and nothing.
 mod diff; // `nixcap diff`: changed fields, exit statuses, protocol changelogs, recordings diffed again.
+mod farm; // A rotating recorder uploading to a real S3 server, soaked with thousands of sessions.
 mod hardening; // Faults, load, bad input and trust: the recorder and the capture readers under stress.
 mod log; // `nixcap log` against what real clients print with `--log-format internal-json`.
 mod objstore; // Captures read from a real S3 server (SeaweedFS on loopback).
