@@ -19,6 +19,10 @@ use nixcap_record::{BackgroundRecorder, Config, DaemonAddr, Rotation};
 use nixcap_test_support::tools::SeaweedFs;
 use sha2::{Digest, Sha256};
 
+/// How many sessions had each (client-to-daemon, daemon-to-client) stream
+/// SHA-256 pair.
+type Sessions = BTreeMap<([u8; 32], [u8; 32]), u64>;
+
 /// An upstream that echoes every byte back, one thread per connection.
 fn echo_upstream(path: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     let listener = UnixListener::bind(path).unwrap();
@@ -164,7 +168,7 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
         })
     };
 
-    let expected: Arc<Mutex<BTreeMap<([u8; 32], [u8; 32]), u64>>> = Arc::default();
+    let expected: Arc<Mutex<Sessions>> = Arc::default();
     let done = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     // Long sessions, open across many rotations.
@@ -287,7 +291,7 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     let stitched = nixcap_capture::stitch(captures).unwrap();
     assert!(stitched.problems.is_empty(), "{:?}", stitched.problems);
     assert!(stitched.joined >= LONG);
-    let mut found: BTreeMap<([u8; 32], [u8; 32]), u64> = BTreeMap::new();
+    let mut found = Sessions::new();
     for connection in &stitched.capture.connections {
         let closed = connection.closed.as_ref().unwrap();
         assert_eq!(closed.reason, CloseReason::CleanEof);
