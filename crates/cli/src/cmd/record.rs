@@ -176,7 +176,9 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.stdio {
         if args.rotating() || args.upload.is_some() {
-            bail!("rotation and --upload are for a standalone recorder (--listen), not for --stdio");
+            bail!(
+                "rotation and --upload are for a standalone recorder (--listen), not for --stdio"
+            );
         }
         return record_stdio(args);
     }

@@ -95,6 +95,16 @@ fn session(socket: &Path, data: &[u8], piece: usize, pause: Duration) -> ([u8; 3
     )
 }
 
+/// Finished (not `.part`) capture files waiting in `dir`.
+fn finished_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".nixcap"))
+        .count()
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
@@ -170,6 +180,8 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
 
     let expected: Arc<Mutex<Sessions>> = Arc::default();
     let done = Arc::new(AtomicU64::new(0));
+    // While set, the short-session clients wait before starting a session.
+    let hold = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     // Long sessions, open across many rotations.
     for i in 0..LONG {
@@ -182,8 +194,12 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     }
     for t in 0..THREADS {
         let (socket, expected, done) = (socket.clone(), Arc::clone(&expected), Arc::clone(&done));
+        let hold = Arc::clone(&hold);
         clients.push(std::thread::spawn(move || {
             for k in 0..SESSIONS / THREADS {
+                while hold.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 let seed = t * 1_000 + k;
                 let len = 1024 + (seed as usize * 7919) % (48 * 1024);
                 let data = bytes_for(seed, len);
@@ -197,7 +213,20 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     while done.load(Ordering::Relaxed) < SESSIONS / 3 {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The outage starts once what was finished so far is in the store, so
+    // that the budget has to hold the outage's files, not also a backlog
+    // left by a slow machine.
+    hold.store(true, Ordering::Relaxed);
+    let caught_up = std::time::Instant::now();
+    while finished_files(&spool) > 0 {
+        assert!(
+            caught_up.elapsed() < Duration::from_secs(180),
+            "the uploads did not catch up before the outage"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.stop();
+    hold.store(false, Ordering::Relaxed);
     while done.load(Ordering::Relaxed) < 2 * SESSIONS / 3 {
         std::thread::sleep(Duration::from_millis(5));
     }
