@@ -7,7 +7,9 @@
 //! - `session`, `nar`: `fuzz/seed-corpus.py` (real connections of
 //!   `testdata/real-sessions`, NARs of `testdata/nix-upstream/nars`);
 //! - `capture_read`, `timeline`: every file of `testdata/corrupt/` and every
-//!   fixture capture of `testdata/captures/` up to the input size limit;
+//!   fixture capture of `testdata/captures/` up to the input size limit, and
+//!   captures with store objects from the `fuzz_seeds` example of
+//!   `nixcap-capture`;
 //! - `replay_match`: the client side of every real connection of
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
 //!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
@@ -165,6 +167,8 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 let dest = corpus.join(format!("seed-{parent}-{}", name.unwrap_or_default()));
                 write(&dest, &bytes)?;
             }
+            // Captures with store objects (format 1.1), which testdata lacks.
+            run_seed_example("nixcap-capture", &[], corpus)?;
         }
         "replay_match" => {
             for file in files_in(&testdata.join("real-sessions"))? {
@@ -236,29 +240,28 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
         "serve_session" => {
             // Connections of every serve command at each minor, built by the
             // codec's encoders (no serve transcripts are in testdata).
-            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args([
-                    "run",
-                    "-q",
-                    "-p",
-                    "nixcap-wire",
-                    "--features",
-                    "fuzzing",
-                    "--example",
-                    "fuzz_seeds",
-                    "--",
-                ])
-                .arg(corpus)
-                .current_dir(crate::workspace_root())
-                .status()
-                .context("running the fuzz_seeds example of nixcap-wire")?;
-            if !status.success() {
-                bail!("the fuzz_seeds example of nixcap-wire failed ({status})");
-            }
+            run_seed_example("nixcap-wire", &["--features", "fuzzing"], corpus)?;
         }
         other => bail!("no seeds known for `{other}`"),
     }
     Ok(files_in(corpus)?.len())
+}
+
+/// Runs the `fuzz_seeds` example of `package` (with `flags`), which writes
+/// its seeds into `corpus`.
+fn run_seed_example(package: &str, flags: &[&str], corpus: &Path) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["run", "-q", "-p", package])
+        .args(flags)
+        .args(["--example", "fuzz_seeds", "--"])
+        .arg(corpus)
+        .current_dir(crate::workspace_root())
+        .status()
+        .with_context(|| format!("running the fuzz_seeds example of {package}"))?;
+    if !status.success() {
+        bail!("the fuzz_seeds example of {package} failed ({status})");
+    }
+    Ok(())
 }
 
 fn files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
