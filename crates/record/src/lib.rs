@@ -27,6 +27,7 @@
 
 mod addr;
 mod file;
+pub mod flight;
 mod output;
 mod proxy;
 mod recorder;
@@ -36,6 +37,7 @@ mod stdio;
 
 pub use addr::{store_uri_query, AddrError, DaemonAddr, DEFAULT_DAEMON_SOCKET};
 pub use file::CaptureFile;
+pub use flight::{ClosedSession, Flight, FlightCounts, KeepSession, SessionChunk};
 pub use nixcap_socket::{ListenError, PrivateDir, MAX_SOCKET_PATH};
 pub use recorder::{run, BackgroundRecorder, Config, Error, Options, Recorder, Report, Stats};
 pub use rotate::{FinishedHook, RotatedSet, Rotation};

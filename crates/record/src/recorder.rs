@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::addr::DaemonAddr;
+use crate::flight::{Flight, FlightOutput};
 use crate::output::CaptureOutput;
 use crate::proxy::{self, Cancel, Counters, Shared};
 use crate::rotate::{RotatedSet, RotatingOutput, Rotation};
@@ -85,6 +86,9 @@ pub struct Config {
     pub capture_path: Option<PathBuf>,
     /// Tuning.
     pub options: Options,
+    /// Flight-recorder mode: keep only the sessions this decides to keep
+    /// (see [`crate::flight`]); `None` keeps every session.
+    pub flight: Option<Flight>,
 }
 
 impl Config {
@@ -99,6 +103,7 @@ impl Config {
             metadata: BTreeMap::new(),
             capture_path: None,
             options: Options::default(),
+            flight: None,
         }
     }
 }
@@ -221,7 +226,18 @@ impl<W: Write + Send + 'static> Recorder<W> {
     /// writes fail instead of killing the process.
     pub async fn start(config: Config, out: W) -> Result<Self, Error> {
         let options = config.options.writer.clone();
-        Self::start_with(config, move |header| Writer::new(out, header, options)).await
+        match config.flight.clone() {
+            Some(flight) => {
+                Self::start_with(config, move |header| {
+                    Ok(FlightOutput::new(
+                        Writer::new(out, header, options)?,
+                        flight,
+                    ))
+                })
+                .await
+            }
+            None => Self::start_with(config, move |header| Writer::new(out, header, options)).await,
+        }
     }
 }
 
@@ -229,12 +245,28 @@ impl Recorder<RotatedSet> {
     /// Like [`Recorder::start`], but writes a rotated set of capture files
     /// into `rotation.dir` (see [`crate::rotate`]); the report's `out` is
     /// the set.
-    pub async fn start_rotating(config: Config, rotation: Rotation) -> Result<Self, Error> {
+    pub async fn start_rotating(config: Config, mut rotation: Rotation) -> Result<Self, Error> {
         let options = config.options.writer.clone();
-        Self::start_with(config, move |header| {
-            RotatingOutput::new(rotation, header, options)
-        })
-        .await
+        match config.flight.clone() {
+            Some(flight) => {
+                // Sessions are written when they close, so their times may
+                // come before the current file's start.
+                rotation.times_from_recorder_start = true;
+                Self::start_with(config, move |header| {
+                    Ok(FlightOutput::new(
+                        RotatingOutput::new(rotation, header, options)?,
+                        flight,
+                    ))
+                })
+                .await
+            }
+            None => {
+                Self::start_with(config, move |header| {
+                    RotatingOutput::new(rotation, header, options)
+                })
+                .await
+            }
+        }
     }
 }
 

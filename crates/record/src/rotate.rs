@@ -58,6 +58,12 @@ pub struct Rotation {
     pub ring_bytes: Option<u64>,
     /// Called with each finished file.
     pub on_finished: Option<FinishedHook>,
+    /// Every file's header starts at the recorder's start and its times
+    /// count from there, instead of from the file's own start (the flight
+    /// recorder writes a session when it closes, with times that may come
+    /// before the current file began). The file name still says when the
+    /// file began.
+    pub times_from_recorder_start: bool,
 }
 
 impl std::fmt::Debug for Rotation {
@@ -70,6 +76,7 @@ impl std::fmt::Debug for Rotation {
             .field("ring_files", &self.ring_files)
             .field("ring_bytes", &self.ring_bytes)
             .field("on_finished", &self.on_finished.is_some())
+            .field("times_from_recorder_start", &self.times_from_recorder_start)
             .finish()
     }
 }
@@ -85,6 +92,7 @@ impl Rotation {
             ring_files: None,
             ring_bytes: None,
             on_finished: None,
+            times_from_recorder_start: false,
         }
     }
 }
@@ -231,7 +239,9 @@ impl RotatingOutput {
         self.final_path = self.rotation.dir.join(&name);
         self.part_path = self.rotation.dir.join(format!("{name}.part"));
         let mut header = self.header.clone();
-        header.start_unix_nanos = start;
+        if !self.rotation.times_from_recorder_start {
+            header.start_unix_nanos = start;
+        }
         header.metadata.insert(
             "rotation".to_owned(),
             format!("{} {}", self.run_id, self.index),
@@ -258,7 +268,11 @@ impl RotatingOutput {
     }
 
     fn local(&self, t: u64) -> u64 {
-        t.saturating_sub(self.base)
+        if self.rotation.times_from_recorder_start {
+            t
+        } else {
+            t.saturating_sub(self.base)
+        }
     }
 
     /// Rotates if the current file is big or old enough.

@@ -14,6 +14,7 @@
 pub mod display;
 pub mod internal_json;
 pub mod json;
+pub mod keep;
 pub mod normalise;
 pub mod stream;
 pub mod text;

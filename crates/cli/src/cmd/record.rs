@@ -145,9 +145,48 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub upload_drain: u64,
 
+    /// With --listen, which sessions to keep: `all` (the default), or
+    /// `failed`, the flight-recorder mode: only sessions that ended in a
+    /// failed build, a daemon error or an abnormal close (plus --sample),
+    /// decided when each session closes; the others are dropped.
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = Keep::All)]
+    pub keep: Keep,
+
+    /// With --keep failed: also keep one in N of the other sessions.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+
     /// The command to run with NIX_REMOTE pointing at the recorder.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// Which sessions `record --listen` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Keep {
+    /// Every session.
+    All,
+    /// Sessions that ended in a failed build, a daemon error or an
+    /// abnormal close.
+    Failed,
+}
+
+/// The flight recorder of `--keep failed`: the recorder hands each closed
+/// session to this decision, which decodes it (the recorder itself does not).
+fn flight(args: &Args) -> Option<nixcap_record::Flight> {
+    if args.keep != Keep::Failed {
+        return None;
+    }
+    let keep: nixcap_record::KeepSession = std::sync::Arc::new(|session| {
+        let chunks = session
+            .chunks
+            .iter()
+            .map(|c| (c.direction, c.bytes.as_slice()));
+        nixcap_view::keep::session_verdict(session.reason, chunks).map(|v| v.name().to_owned())
+    });
+    let mut flight = nixcap_record::Flight::new(keep);
+    flight.sample_one_in = args.sample;
+    Some(flight)
 }
 
 /// Parses `123`, `64K`, `16M`, `2G` (binary multiples).
@@ -198,6 +237,12 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     if rotation_flags && !args.rotating() {
         bail!("--ring-files, --ring-bytes and --upload need --rotate-size or --rotate-age");
     }
+    if args.keep != Keep::All && !args.command.is_empty() {
+        bail!("--keep is for a standalone recorder (--listen), not for wrapping a command");
+    }
+    if args.sample.is_some() && args.keep != Keep::Failed {
+        bail!("--sample needs --keep failed");
+    }
     if args.rotating() && !args.command.is_empty() {
         bail!("rotation is for a standalone recorder (--listen), not for wrapping a command");
     }
@@ -220,6 +265,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(args.listen.clone(), upstream.clone());
     config.allow_uids = args.allow_uid.clone();
     config.capture_path = Some(args.output.clone());
+    config.flight = flight(&args);
     if !config.allow_uids.is_empty() {
         config.socket_mode = 0o666;
     }
@@ -499,6 +545,7 @@ async fn record_rotating(
     }
     let mut config = Config::new(args.listen.clone(), upstream.clone());
     config.allow_uids = args.allow_uid.clone();
+    config.flight = flight(&args);
     if !config.allow_uids.is_empty() {
         config.socket_mode = 0o666;
     }

@@ -8,6 +8,7 @@ mod capture_commands; // `nixcap info` and `nixcap verify` on the files of testd
 mod check; // `nixcap check` against fresh real daemons, the system daemon's socket and nothing.
 mod diff; // `nixcap diff`: changed fields, exit statuses, protocol changelogs, recordings diffed again.
 mod farm; // A rotating recorder uploading to a real S3 server, soaked with thousands of sessions.
+mod flight; // The flight recorder (`record --listen --keep failed`) with real failing and passing builds.
 mod hardening; // Faults, load, bad input and trust: the recorder and the capture readers under stress.
 mod log; // `nixcap log` against what real clients print with `--log-format internal-json`.
 mod objstore; // Captures read from a real S3 server (SeaweedFS on loopback).
