@@ -146,6 +146,9 @@ pub struct RotatingOutput {
     final_path: PathBuf,
     /// Recorder time at which the current file starts.
     base: u64,
+    /// The latest recorder time seen (the flight recorder hands over
+    /// sessions with their earlier times; rotation goes by this one).
+    latest: u64,
     index: u64,
     open: BTreeMap<u64, OpenConn>,
     set: RotatedSet,
@@ -213,6 +216,7 @@ impl RotatingOutput {
             part_path: PathBuf::new(),
             final_path: PathBuf::new(),
             base: 0,
+            latest: 0,
             index: 0,
             open: BTreeMap::new(),
             set: RotatedSet::default(),
@@ -277,6 +281,8 @@ impl RotatingOutput {
 
     /// Rotates if the current file is big or old enough.
     fn maybe_rotate(&mut self, t: u64) -> Result<(), WriteError> {
+        self.latest = self.latest.max(t);
+        let t = self.latest;
         let Some(writer) = self.writer.as_ref() else {
             return Ok(());
         };

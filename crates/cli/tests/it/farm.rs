@@ -118,14 +118,61 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 #[test]
 fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away() {
+    soak(false);
+}
+
+/// The same soak in flight-recorder mode: only the sessions marked as
+/// failing (one in ten, and one of the long ones) are kept, each exactly
+/// once; the decision here is a test predicate (the real one, which decodes,
+/// is tested with real builds in `flight.rs`).
+#[test]
+fn soak_flight_recorder_keeps_exactly_the_failing_sessions() {
+    soak(true);
+}
+
+/// Whether the soak's session `seed` is one that "fails".
+fn failing(seed: u64) -> bool {
+    seed % 10 == 3
+}
+
+/// The first bytes of a failing session.
+const FAIL_MARK: &[u8] = b"FAIL";
+
+/// The soak's client data for `seed`: marked when it is a failing one.
+fn soak_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut data = bytes_for(seed, len);
+    if failing(seed) {
+        data[..FAIL_MARK.len()].copy_from_slice(FAIL_MARK);
+    } else if data.starts_with(FAIL_MARK) {
+        data[0] ^= 1;
+    }
+    data
+}
+
+/// Keeps the sessions whose client stream starts with [`FAIL_MARK`].
+fn keep_marked() -> nixcap_record::Flight {
+    nixcap_record::Flight::new(Arc::new(|session: &nixcap_record::ClosedSession<'_>| {
+        let mut head = Vec::new();
+        for chunk in session.chunks {
+            if chunk.direction == Direction::ClientToServer && head.len() < FAIL_MARK.len() {
+                head.extend_from_slice(&chunk.bytes);
+            }
+        }
+        head.starts_with(FAIL_MARK)
+            .then(|| "failed-build".to_owned())
+    }))
+}
+
+fn soak(flight: bool) {
     let Some(mut server) = SeaweedFs::start_or_skip() else {
         return;
     };
     const SESSIONS: u64 = 2000;
     const THREADS: u64 = 8;
     const LONG: u64 = 4;
-    const ROTATE: u64 = 2 << 20;
     const BUDGET: u64 = 96 << 20;
+    // Kept sessions are a tenth of the traffic: smaller files rotate as often.
+    let rotate: u64 = if flight { 256 << 10 } else { 2 << 20 };
 
     let work = tempfile::tempdir().unwrap();
     let upstream = work.path().join("upstream.sock");
@@ -154,11 +201,14 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     let queue = uploader.queue();
 
     let mut rotation = Rotation::new(&spool);
-    rotation.max_file_bytes = Some(ROTATE);
+    rotation.max_file_bytes = Some(rotate);
     rotation.ring_bytes = Some(BUDGET);
     rotation.on_finished = Some(Arc::new(move |path: &Path| queue.push(path)));
     let mut config = Config::new(None, DaemonAddr::from_path(&upstream));
     config.options.log_to_stderr = false;
+    if flight {
+        config.flight = Some(keep_marked());
+    }
     config
         .metadata
         .insert("hostname".to_owned(), "soak-host".to_owned());
@@ -187,9 +237,13 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     for i in 0..LONG {
         let (socket, expected) = (socket.clone(), Arc::clone(&expected));
         clients.push(std::thread::spawn(move || {
-            let data = bytes_for(1_000_000 + i, 400 * 1024);
+            // The first long session "fails".
+            let seed = 1_000_003 + i;
+            let data = soak_bytes(seed, 400 * 1024);
             let digests = session(&socket, &data, 4096, Duration::from_millis(15));
-            *expected.lock().unwrap().entry(digests).or_default() += 1;
+            if !flight || failing(seed) {
+                *expected.lock().unwrap().entry(digests).or_default() += 1;
+            }
         }));
     }
     for t in 0..THREADS {
@@ -202,9 +256,11 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
                 }
                 let seed = t * 1_000 + k;
                 let len = 1024 + (seed as usize * 7919) % (48 * 1024);
-                let data = bytes_for(seed, len);
+                let data = soak_bytes(seed, len);
                 let digests = session(&socket, &data, 16 * 1024, Duration::ZERO);
-                *expected.lock().unwrap().entry(digests).or_default() += 1;
+                if !flight || failing(seed) {
+                    *expected.lock().unwrap().entry(digests).or_default() += 1;
+                }
                 done.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -245,7 +301,7 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
     echo.join().unwrap();
 
     eprintln!(
-        "soak: {} files, {} uploads ({} failed attempts), spool {} bytes while the store was down, peak {} bytes",
+        "soak (flight recorder: {flight}): {} files, {} uploads ({} failed attempts), spool {} bytes while the store was down, peak {} bytes",
         set.files.len(),
         uploads.uploaded.len(),
         uploads.failures,
@@ -313,17 +369,24 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
             .count();
         captures.push(capture);
     }
-    assert!(continued >= LONG as usize, "long sessions span rotations");
+    if !flight {
+        assert!(continued >= LONG as usize, "long sessions span rotations");
+    }
 
     // Stitched back, every session's streams are there exactly once, with
     // the SHA-256 the client computed.
     let stitched = nixcap_capture::stitch(captures).unwrap();
     assert!(stitched.problems.is_empty(), "{:?}", stitched.problems);
-    assert!(stitched.joined >= LONG);
+    if !flight {
+        assert!(stitched.joined >= LONG);
+    }
     let mut found = Sessions::new();
     for connection in &stitched.capture.connections {
         let closed = connection.closed.as_ref().unwrap();
         assert_eq!(closed.reason, CloseReason::CleanEof);
+        if flight {
+            assert_eq!(connection.opened.metadata["kept"], "failed-build");
+        }
         let c2s: [u8; 32] = Sha256::digest(connection.stream(Direction::ClientToServer)).into();
         let s2c: [u8; 32] = Sha256::digest(connection.stream(Direction::ServerToClient)).into();
         assert_eq!(closed.client_to_server.sha256, c2s);
@@ -331,10 +394,16 @@ fn soak_rotating_recorder_uploads_every_session_once_while_the_store_goes_away()
         *found.entry((c2s, s2c)).or_default() += 1;
     }
     let expected = expected.lock().unwrap().clone();
-    assert_eq!(
-        expected.values().sum::<u64>(),
-        SESSIONS / THREADS * THREADS + LONG
-    );
+    let all_seeds = (0..THREADS)
+        .flat_map(|t| (0..SESSIONS / THREADS).map(move |k| t * 1_000 + k))
+        .chain((0..LONG).map(|i| 1_000_003 + i));
+    let kept = if flight {
+        all_seeds.filter(|&seed| failing(seed)).count() as u64
+    } else {
+        all_seeds.count() as u64
+    };
+    assert_eq!(expected.values().sum::<u64>(), kept);
+    assert!(kept > 0);
     assert_eq!(found, expected);
 }
 
