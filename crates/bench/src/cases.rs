@@ -20,8 +20,10 @@ use crate::stats::quantile;
 use crate::upstream::{Kind, Server, RANDOM_BLOCK};
 
 mod replay;
+mod rotation;
 
 use replay::replay_case;
+use rotation::rotation_case;
 
 const MIB: u64 = 1 << 20;
 const GIB: f64 = (1u64 << 30) as f64;
@@ -47,9 +49,10 @@ pub struct Plan {
 }
 
 /// The names `--cases` accepts, in the order the cases run.
-pub const CASES: [&str; 7] = [
+pub const CASES: [&str; 8] = [
     "pump",
     "latency-synthetic",
+    "rotation",
     "latency-nix",
     "add",
     "ops",
@@ -168,6 +171,9 @@ pub fn run_all(plan: &Plan) -> Result<Outcome> {
             "synthetic daemon",
             (15.0, 100.0),
         )?;
+    }
+    if plan.wants("rotation") {
+        rotation_case(plan, &mut outcome)?;
     }
     let nix_cases = ["latency-nix", "add", "ops", "decode", "replay"];
     let wanted: Vec<&str> = nix_cases.into_iter().filter(|c| plan.wants(c)).collect();

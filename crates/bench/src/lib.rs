@@ -43,7 +43,8 @@ usage: nixcap-bench [--quick] [--runs N] [--out DIR] [--synthetic-only]
                      library: the recorder library in a child of this program
   --socat PATH|none  socat to compare with (default: `socat` on PATH)
   --cases LIST       only these cases, comma-separated, of: pump, latency-synthetic,
-                     latency-nix, add, ops, decode (runs add too), replay";
+                     rotation (the cli recorder with and without rotation and
+                     upload), latency-nix, add, ops, decode (runs add too), replay";
 
 /// Parsed command line.
 #[derive(Debug, Clone)]

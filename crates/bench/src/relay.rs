@@ -30,7 +30,14 @@ pub enum Variant {
     Socat,
     /// Through `socat -v …`, its dump on stderr sent to `/dev/null`.
     SocatVerbose,
+    /// Through `nixcap record` rotating every [`ROTATION_FILE_BYTES`] and
+    /// uploading each file to a local directory store (only the rotation
+    /// case runs it; it has no column of its own).
+    NixcapRotating,
 }
+
+/// The file size at which [`Variant::NixcapRotating`] rotates.
+pub const ROTATION_FILE_BYTES: u64 = 1 << 20;
 
 impl Variant {
     /// Every variant, in table order.
@@ -48,6 +55,7 @@ impl Variant {
             Variant::Nixcap => "nixcap",
             Variant::Socat => "socat",
             Variant::SocatVerbose => "socat -v",
+            Variant::NixcapRotating => "nixcap rotating",
         }
     }
 
@@ -128,6 +136,14 @@ pub struct Stopped {
 }
 
 impl Relay {
+    /// The directory store that [`Variant::NixcapRotating`] uploads the set
+    /// it writes at `capture` (a directory) to.
+    pub fn upload_dir(capture: &Path) -> PathBuf {
+        let mut name = capture.as_os_str().to_owned();
+        name.push("-store");
+        PathBuf::from(name)
+    }
+
     /// Starts `variant` in front of `upstream`. The recorder writes its
     /// capture to `capture`.
     pub fn start(
@@ -183,6 +199,32 @@ impl Relay {
                         ("nixcap-bench record-with-library", c)
                     }
                 }
+            }
+            Variant::NixcapRotating => {
+                let RecorderProgram::Cli(nixcap) = &tools.recorder else {
+                    return Err(Error::Usage(
+                        "rotation needs the `nixcap` binary as the recorder".to_owned(),
+                    ));
+                };
+                let store = Self::upload_dir(capture);
+                std::fs::create_dir_all(&store)
+                    .doing(|| format!("creating {}", store.display()))?;
+                let mut c = Command::new(nixcap);
+                c.arg("record")
+                    .arg("-w")
+                    .arg(capture)
+                    .arg("--listen")
+                    .arg(&socket)
+                    .arg("--upstream")
+                    .arg(upstream)
+                    .arg("--rotate-size")
+                    .arg(ROTATION_FILE_BYTES.to_string())
+                    .arg("--upload")
+                    .arg(format!("file://{}/", store.display()))
+                    .arg("--upload-drain")
+                    .arg("60");
+                c.stdin(Stdio::null());
+                ("nixcap record --rotate-size", c)
             }
             Variant::Socat | Variant::SocatVerbose => {
                 let Some(socat) = &tools.socat else {
@@ -242,6 +284,10 @@ impl Relay {
         }
     }
 
+    fn is_recorder(&self) -> bool {
+        matches!(self.variant, Variant::Nixcap | Variant::NixcapRotating)
+    }
+
     /// The variant.
     pub fn variant(&self) -> Variant {
         self.variant
@@ -282,11 +328,7 @@ impl Relay {
             // Closing standard input tells the child to finish.
             drop(child.stdin.take());
         } else {
-            let signal = if self.variant == Variant::Nixcap {
-                "-INT"
-            } else {
-                "-TERM"
-            };
+            let signal = if self.is_recorder() { "-INT" } else { "-TERM" };
             send_signal(child.id(), signal)?;
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -308,7 +350,7 @@ impl Relay {
             std::thread::sleep(Duration::from_millis(5));
         };
         // socat exits with 143 on SIGTERM; the recorder must exit cleanly.
-        if self.variant == Variant::Nixcap && !status.success() {
+        if self.is_recorder() && !status.success() {
             return Err(Error::Program {
                 program: self.variant.label().to_owned(),
                 message: format!("exited with {status}"),
