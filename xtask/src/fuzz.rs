@@ -16,7 +16,9 @@
 //! - `client`, `check`: what real daemons sent on each connection of
 //!   `testdata/real-sessions`;
 //! - `serve_session`: a connection using every serve command at each minor
-//!   version, from the `fuzz_seeds` example of `nixcap-wire`.
+//!   version, from the `fuzz_seeds` example of `nixcap-wire`;
+//! - `stitch`: rotated sets with linked connections (whole, and with a file
+//!   missing), from the `fuzz_seeds` example of `nixcap-capture` (`sets`).
 //!
 //! cargo-fuzz needs a nightly compiler; on a stable one the task sets
 //! `RUSTC_BOOTSTRAP=1` (unless it is already set).
@@ -38,6 +40,7 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("client", Some(65536)),
     ("check", Some(65536)),
     ("timeline", Some(65536)),
+    ("stitch", Some(65536)),
 ];
 
 /// Default time per target.
@@ -169,6 +172,26 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
             }
             // Captures with store objects (format 1.1), which testdata lacks.
             run_seed_example("nixcap-capture", &[], corpus)?;
+        }
+        "stitch" => {
+            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args([
+                    "run",
+                    "-q",
+                    "-p",
+                    "nixcap-capture",
+                    "--example",
+                    "fuzz_seeds",
+                    "--",
+                ])
+                .arg(corpus)
+                .arg("sets")
+                .current_dir(crate::workspace_root())
+                .status()
+                .context("running the fuzz_seeds example of nixcap-capture")?;
+            if !status.success() {
+                bail!("the fuzz_seeds example of nixcap-capture failed ({status})");
+            }
         }
         "replay_match" => {
             for file in files_in(&testdata.join("real-sessions"))? {

@@ -7,6 +7,11 @@
 //! build log, an empty object and one recorded as missing, interleaved with
 //! the connection's blocks over several frames; once finished (footer and
 //! trailer), once as a killed recorder leaves it (no footer).
+//!
+//! With `sets` after DIR, it writes seeds for the `stitch` target instead:
+//! rotated sets of three files (captures separated by `\xffSET`) whose
+//! connections continue across the files, linked by `link` and `segment`
+//! metadata, one complete and one with its middle file missing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +64,62 @@ fn seed(finish: bool) -> Result<Vec<u8>, WriteError> {
     Ok(writer.get_ref().cloned().unwrap_or_default())
 }
 
+/// File `index` of a rotated set: connection 1 goes on through every file,
+/// connection 2 opens and closes in file 1.
+fn set_file(index: u64, last: bool) -> Result<Vec<u8>, WriteError> {
+    let mut metadata = BTreeMap::new();
+    metadata.insert("rotation".to_owned(), format!("run {index}"));
+    let header = Header {
+        tool_version: "nixcap fuzz seed".to_owned(),
+        start_unix_nanos: 1_700_000_000_000_000_000 + index * 1_000,
+        metadata,
+    };
+    let mut writer = Writer::new(Vec::new(), header, WriterOptions::default())?;
+    let linked = |conn: u64, segment: u64| {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("link".to_owned(), format!("run-{conn}"));
+        metadata.insert("segment".to_owned(), segment.to_string());
+        metadata
+    };
+    writer.open_connection(1, 0, None, linked(1, index))?;
+    writer.data(
+        1,
+        Direction::ClientToServer,
+        10,
+        format!("request {index}").as_bytes(),
+    )?;
+    writer.data(
+        1,
+        Direction::ServerToClient,
+        20,
+        format!("reply {index}").as_bytes(),
+    )?;
+    if index == 1 {
+        writer.open_connection(2, 30, None, linked(2, 0))?;
+        writer.data(2, Direction::ClientToServer, 40, b"short session")?;
+        writer.close_connection(2, 50, CloseReason::CleanEof)?;
+    }
+    let reason = if last {
+        CloseReason::CleanEof
+    } else {
+        CloseReason::Continued
+    };
+    writer.close_connection(1, 60, reason)?;
+    Ok(writer.finish(70)?.0)
+}
+
+/// The set of `files` (indices), joined by the separator.
+fn set(files: &[u64]) -> Result<Vec<u8>, WriteError> {
+    let mut out = Vec::new();
+    for (i, &index) in files.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\xffSET");
+        }
+        out.extend_from_slice(&set_file(index, index == 2)?);
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: fuzz_seeds DIR");
@@ -67,6 +128,19 @@ fn main() -> ExitCode {
     if let Err(error) = std::fs::create_dir_all(&dir) {
         eprintln!("fuzz_seeds: creating {}: {error}", dir.display());
         return ExitCode::FAILURE;
+    }
+    if std::env::args_os().nth(2).is_some_and(|a| a == "sets") {
+        for (files, name) in [(&[0, 1, 2][..], "complete"), (&[0, 2][..], "gap")] {
+            let written = set(files).and_then(|bytes| {
+                let path = dir.join(format!("seed-set-{name}"));
+                std::fs::write(&path, bytes).map_err(|source| WriteError::Io { source })
+            });
+            if let Err(error) = written {
+                eprintln!("fuzz_seeds: writing the {name} set: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
     }
     for (finish, name) in [(true, "finished"), (false, "unfinished")] {
         let bytes = match seed(finish) {
