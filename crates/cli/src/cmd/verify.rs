@@ -6,6 +6,10 @@
 //! object's contents against its SHA-256, and the footer and trailer
 //! against the blocks. The first problem is reported with its
 //! location.
+//!
+//! Given a local directory (a rotated set), it verifies every `*.nixcap`
+//! in it, in name order, then joins the set's connections across files
+//! (`nixcap_capture::stitch`) and reports pieces that do not fit together.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -28,36 +32,99 @@ Exit status:
 because the recorder was killed); the output names the problem, its file offset, frame and \
 connection, and what is intact before it
   2  the file cannot be read as a capture: it is not one, it has a newer major format version, \
-or reading it failed")]
+or reading it failed
+
+Given a directory (a rotated set from `nixcap record --rotate-size/--rotate-age`), every *.nixcap \
+in it is verified in name order, then the connections that continue across files are joined by \
+their link metadata; a missing or out-of-order piece is reported. The exit status is the worst of \
+the files', or 1 if the set does not join up.")]
 pub struct Args {
-    /// The capture file, or an object URL (s3://bucket/key, gs://, az://,
-    /// file:///).
+    /// The capture file, an object URL (s3://bucket/key, gs://, az://,
+    /// file:///), or a local directory holding a rotated set.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let input = Input::parse(&args.file);
-    let name = input.name();
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    if args.file.is_dir() {
+        return verify_set(&args.file, &mut out);
+    }
+    let status = verify_one(&Input::parse(&args.file), &mut out)?;
+    Ok(ExitCode::from(status))
+}
+
+/// Verifies every capture of the directory `dir`, then joins the set.
+fn verify_set(dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "nixcap") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        writeln!(
+            out,
+            "{}: UNREADABLE: no *.nixcap files in the directory",
+            dir.display()
+        )?;
+        return Ok(ExitCode::from(exit::TROUBLE));
+    }
+    let mut worst = 0u8;
+    let mut captures = Vec::new();
+    for file in &files {
+        let input = Input::parse(file);
+        let status = verify_one(&input, out)?;
+        worst = worst.max(status);
+        if status == 0 {
+            if let Ok(capture) = input.read_capture() {
+                captures.push(capture);
+            }
+        }
+    }
+    let Some(stitched) = nixcap_capture::stitch(captures) else {
+        return Ok(ExitCode::from(worst.max(exit::DAMAGED)));
+    };
+    writeln!(
+        out,
+        "{}: set of {} files, {} connections, {} joined across files",
+        dir.display(),
+        files.len(),
+        stitched.capture.connections.len(),
+        stitched.joined
+    )?;
+    for problem in &stitched.problems {
+        writeln!(out, "  connection {}: {}", problem.link, problem.problem)?;
+    }
+    if !stitched.problems.is_empty() {
+        worst = worst.max(exit::DAMAGED);
+    }
+    Ok(ExitCode::from(worst))
+}
+
+/// Verifies one capture, writing the verdict to `out`; returns the exit status.
+fn verify_one(input: &Input, out: &mut impl Write) -> io::Result<u8> {
+    let name = input.name();
+    let mut out = out;
     let file = match input.open() {
         Ok(file) => file,
         Err(err) => {
             writeln!(out, "{name}: UNREADABLE: cannot open: {err}")?;
-            return Ok(ExitCode::from(exit::TROUBLE));
+            return Ok(exit::TROUBLE);
         }
     };
     let mut reader = match Reader::new(file) {
         Ok(reader) => reader,
         Err(err) if err.is_unreadable() => {
             writeln!(out, "{name}: UNREADABLE: {}", err.kind)?;
-            return Ok(ExitCode::from(exit::TROUBLE));
+            return Ok(exit::TROUBLE);
         }
         Err(err) => {
             writeln!(out, "{name}: DAMAGED")?;
             describe_damage(&mut out, &err, None)?;
-            return Ok(ExitCode::from(exit::DAMAGED));
+            return Ok(exit::DAMAGED);
         }
     };
     let mut problem = None;
@@ -110,11 +177,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     reader.version()
                 )?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         Some(err) if err.is_unreadable() => {
             writeln!(out, "{name}: UNREADABLE: {}", err.kind)?;
-            Ok(ExitCode::from(exit::TROUBLE))
+            Ok(exit::TROUBLE)
         }
         Some(err) => {
             writeln!(out, "{name}: DAMAGED")?;
@@ -130,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             );
             describe_damage(&mut out, &err, Some(&intact))?;
-            Ok(ExitCode::from(exit::DAMAGED))
+            Ok(exit::DAMAGED)
         }
     }
 }

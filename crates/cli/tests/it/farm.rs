@@ -495,6 +495,50 @@ fn nixcap_record_rotates_and_uploads_to_a_local_directory_store() {
         *found.entry((c2s, s2c)).or_insert(0u64) += 1;
     }
     assert_eq!(found, expected);
+    // verify on the directory checks every file and joins the set.
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .arg("verify")
+        .arg(&store_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{verify:?}");
+    assert_eq!(text.matches(": OK").count(), files.len(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "set of {} files, {} connections, {} joined across files",
+            files.len(),
+            stitched.capture.connections.len(),
+            stitched.joined
+        )),
+        "{text}"
+    );
+    // Without the file before a continued piece (not the set's first file,
+    // which a ring may have dropped), the set does not join up.
+    let continued_in = files.iter().skip(2).position(|f| {
+        nixcap_capture::read_capture_file(f)
+            .unwrap()
+            .connections
+            .iter()
+            .any(|c| c.opened.metadata.get("segment").is_some_and(|s| s != "0"))
+    });
+    let continued_in = 2 + continued_in.expect("a connection continues across later files");
+    let gap = work.path().join("gap");
+    std::fs::create_dir(&gap).unwrap();
+    for (i, file) in files.iter().enumerate() {
+        if i + 1 != continued_in {
+            std::fs::copy(file, gap.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .arg("verify")
+        .arg(&gap)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(text.contains("has no earlier piece in the set"), "{text}");
+
     // info on the directory summarises the set.
     let info = std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
         .args(["info", "--no-decode"])
