@@ -591,21 +591,27 @@ impl Live {
 
     /// Consumes the upload that follows a request; returns its digest.
     fn consume_upload(&mut self, seq: u64, upload: Upload) -> Step<UploadDigest> {
-        let mut digest = UploadDigest::default();
         if !matches!(upload, Upload::Framed | Upload::InlineNar) {
-            return Ok(digest);
+            return Ok(UploadDigest::default());
         }
+        self.digest_upload(&format!("op {seq}"))
+    }
+
+    /// Reads the events of an upload (framed data, a NAR or an export
+    /// stream) to its end; `what` names the op or command in problems.
+    fn digest_upload(&mut self, what: &str) -> Step<UploadDigest> {
+        let mut digest = UploadDigest::default();
         loop {
             let Some(event) = self.next_event()? else {
                 self.problem(format!(
-                    "the client closed the connection during the upload of op {seq}"
+                    "the client closed the connection during the upload of {what}"
                 ));
                 return Err(End::Close);
             };
             match &event.kind {
                 EventKind::FramedData { data, .. } => digest.update(data.as_bytes()),
                 EventKind::FramedEnd { .. } => return Ok(digest),
-                EventKind::NarData { data, end, .. } => {
+                EventKind::NarData { data, end, .. } | EventKind::ExportData { data, end, .. } => {
                     digest.update(data.as_bytes());
                     if *end {
                         return Ok(digest);
@@ -614,7 +620,7 @@ impl Live {
                 EventKind::FramedHeader { .. } => {}
                 other => {
                     self.problem(format!(
-                        "the upload of op {seq} could not be decoded: {}",
+                        "the upload of {what} could not be decoded: {}",
                         describe(other)
                     ));
                     return Err(End::Close);

@@ -101,36 +101,13 @@ impl Live {
 
     /// Consumes the NAR or export stream that follows a command.
     fn serve_upload(&mut self, seq: u64, command: Option<ServeCommand>) -> Step<UploadDigest> {
-        let mut digest = UploadDigest::default();
         if !matches!(
             command,
             Some(ServeCommand::AddToStoreNar | ServeCommand::ImportPaths)
         ) {
-            return Ok(digest);
+            return Ok(UploadDigest::default());
         }
-        loop {
-            let Some(event) = self.next_event()? else {
-                self.problem(format!(
-                    "the client closed the connection during the upload of command {seq}"
-                ));
-                return Err(End::Close);
-            };
-            match &event.kind {
-                EventKind::NarData { data, end, .. } | EventKind::ExportData { data, end, .. } => {
-                    digest.update(data.as_bytes());
-                    if *end {
-                        return Ok(digest);
-                    }
-                }
-                other => {
-                    self.problem(format!(
-                        "the upload of command {seq} could not be decoded: {}",
-                        describe(other)
-                    ));
-                    return Err(End::Close);
-                }
-            }
-        }
+        self.digest_upload(&format!("command {seq}"))
     }
 
     fn serve_answer(&mut self, live: &mut LiveMatch, seq: u64, request: ServeRequest) -> Step<()> {
