@@ -14,3 +14,20 @@ pub mod replay;
 pub mod show;
 pub mod verify;
 pub mod wrap;
+
+/// This process's stdin and stdout as files of their own (duplicated
+/// descriptors), for the stdio recorder and replayer, which relay the
+/// protocol over them.
+pub fn stdio_files() -> anyhow::Result<(std::fs::File, std::fs::File)> {
+    use anyhow::Context;
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdin")?;
+    let stdout = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stdout")?;
+    Ok((stdin.into(), stdout.into()))
+}

@@ -29,7 +29,6 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -380,24 +379,11 @@ fn record_stdio(args: Args) -> anyhow::Result<ExitCode> {
         args.output.clone()
     };
     let file = CaptureFile::new(create_capture(&path, args.force)?, &path);
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stdin")?;
-    let stdout = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stdout")?;
+    let (stdin, stdout) = super::stdio_files()?;
     let mut config = StdioConfig::new(args.command.clone());
     config.capture_path = Some(path.clone());
     config.peer_pid = Some(peer_pid);
-    let result = record_stdio_to(
-        config,
-        file,
-        WriterOptions::default(),
-        File::from(stdin),
-        File::from(stdout),
-    );
+    let result = record_stdio_to(config, file, WriterOptions::default(), stdin, stdout);
     let (report, outcome) = match result {
         Ok(done) => done,
         Err(error) => {

@@ -14,8 +14,6 @@
 //!   else goes to stdout; stderr stays silent unless the replay diverged.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -157,19 +155,12 @@ fn replay_stdio(args: Args) -> anyhow::Result<ExitCode> {
     }
     let capture = nixcap_capture::read_capture_file(&args.capture)
         .with_context(|| format!("reading {}", args.capture.display()))?;
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stdin")?;
-    let stdout = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stdout")?;
+    let (stdin, stdout) = super::stdio_files()?;
     let report = nixcap_replay::serve_stdio(
         nixcap_view::DecodedCapture::new(capture),
         options(&args),
-        File::from(stdin),
-        File::from(stdout),
+        stdin,
+        stdout,
     )
     .with_context(|| format!("starting the replay of {}", args.capture.display()))?;
     if let Some(path) = &args.report {
