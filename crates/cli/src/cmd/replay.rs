@@ -18,10 +18,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::input::Input;
 use super::wrap::{self, Signals};
 use crate::exit;
 use anyhow::{bail, Context};
 use nixcap_replay::{DivergenceReport, MatchMode, Options, Server, StoreRoot, VersionPolicy};
+use nixcap_view::DecodedCapture;
 
 /// How requests are matched to recorded ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,7 +54,8 @@ finish, a refused protocol version, an answer that cannot be translated for the 
 version). Standalone and --stdio mode exit 0, or 3 when the replay diverged. 2 means the replay \
 could not run.")]
 pub struct Args {
-    /// The capture to serve.
+    /// The capture to serve: a file, or an object URL (s3://bucket/key,
+    /// gs://, az://, file:///).
     #[arg(value_name = "FILE")]
     pub capture: PathBuf,
 
@@ -110,11 +113,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.stdio {
         return replay_stdio(args);
     }
+    if args.command.is_empty() && args.listen.is_none() {
+        bail!("give --listen SOCK, --stdio, or a command to run after `--`");
+    }
+    // Read before the runtime starts: an object store blocks on a runtime
+    // of its own, which cannot run inside another.
+    let input = Input::parse(&args.capture);
+    let capture = read_input(&input)?;
+    if let Some(err) = &capture.capture.damage {
+        eprintln!(
+            "nixcap replay: {}: {}  serving what was readable before the damage",
+            input.name(),
+            nixcap_view::text::damage_report(err)
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(replay(args))
+    runtime.block_on(replay(args, input, capture))
 }
 
 fn options(args: &Args) -> Options {
@@ -153,16 +170,11 @@ fn replay_stdio(args: Args) -> anyhow::Result<ExitCode> {
             .context("starting the stdio replayer")?;
         return Ok(exit::of_status(status));
     }
-    let capture = nixcap_capture::read_capture_file(&args.capture)
-        .with_context(|| format!("reading {}", args.capture.display()))?;
+    let input = Input::parse(&args.capture);
+    let capture = read_input(&input)?;
     let (stdin, stdout) = super::stdio_files()?;
-    let report = nixcap_replay::serve_stdio(
-        nixcap_view::DecodedCapture::new(capture),
-        options(&args),
-        stdin,
-        stdout,
-    )
-    .with_context(|| format!("starting the replay of {}", args.capture.display()))?;
+    let report = nixcap_replay::serve_stdio(capture, options(&args), stdin, stdout)
+        .with_context(|| format!("starting the replay of {}", input.name()))?;
     if let Some(path) = &args.report {
         write_report_json(&report, path)?;
     }
@@ -174,10 +186,7 @@ fn replay_stdio(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn replay(args: Args) -> anyhow::Result<ExitCode> {
-    if args.command.is_empty() && args.listen.is_none() {
-        bail!("give --listen SOCK, --stdio, or a command to run after `--`");
-    }
+async fn replay(args: Args, input: Input, capture: DecodedCapture) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
 
     let store_root = match (&args.store_root, args.command.is_empty()) {
@@ -189,13 +198,13 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(listen) = &args.listen {
         options = options.socket(listen);
     }
-    let server = Server::start_file(&args.capture, options)
-        .with_context(|| format!("starting the replay of {}", args.capture.display()))?;
+    let server = Server::start(capture, options)
+        .with_context(|| format!("starting the replay of {}", input.name()))?;
 
     if args.command.is_empty() {
         eprintln!(
             "nixcap replay: serving {} on {} (store URI {}); stop with Ctrl-C",
-            args.capture.display(),
+            input.name(),
             server.socket_path().display(),
             server.store_uri()
         );
@@ -231,6 +240,15 @@ async fn replay(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::DIVERGED));
     }
     Ok(exit::of_status(status))
+}
+
+/// Reads and decodes the capture to serve: a local file, or an object read
+/// by ranges through the object store.
+fn read_input(input: &Input) -> anyhow::Result<DecodedCapture> {
+    let capture = input
+        .read_capture()
+        .with_context(|| format!("reading {}", input.name()))?;
+    Ok(DecodedCapture::new(capture))
 }
 
 /// Prints the report to stderr, writes the JSON file if asked, and tells

@@ -1,8 +1,9 @@
 //! Captures in a real S3 server: SeaweedFS on loopback (`.ci/run` installs
 //! it from PyPI). `nixcap info`, `verify`, `diff`, `show` and `export` read
 //! the committed fixtures from it by URL and print what they print for the
-//! local files; `info` on a prefix summarises the set; credentials never
-//! appear in output.
+//! local files; `info` on a prefix summarises the set; `replay` of a URL
+//! serves real Nix clients what the local file serves them; credentials
+//! never appear in output.
 //!
 //! Skips, saying so, without `weed`; fails instead under
 //! `NIXCAP_REQUIRE_NIX=1`.
@@ -232,4 +233,171 @@ fn store_errors_are_clear_and_never_show_credentials() {
     server.stop();
     let down = nixcap(&server, &["info", "s3://secrets/build.nixcap"]);
     assert_eq!(down.status.code(), Some(2), "{down:?}");
+}
+
+/// What `nixcap replay CAPTURE --strict --report FILE -- sh -c SCRIPT` did:
+/// its status, output, and the report's unmatched requests.
+struct ReplayRun {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+    unmatched: Value,
+}
+
+/// Replays `capture` (a path or URL) to the real client steps of a
+/// committed fixture, run one after the other by a shell that prints each
+/// step's status.
+fn replay_fixture_steps(
+    server: &SeaweedFs,
+    capture: &str,
+    scenario_name: &str,
+    argvs: &[Vec<String>],
+) -> ReplayRun {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    nixcap_test_support::scenarios::scenario(scenario_name)
+        .unwrap()
+        .write_inputs(&work)
+        .unwrap();
+    let script: Vec<String> = argvs
+        .iter()
+        .map(|argv| format!("{}; echo \"status $?\"", argv.join(" ")))
+        .collect();
+    let report = dir.path().join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .args(["replay", capture, "--strict", "--report"])
+        .arg(&report)
+        .args(["--", "sh", "-c", &script.join("\n")])
+        .current_dir(&work)
+        .env("HOME", dir.path())
+        .env("NIX_CONF_DIR", dir.path())
+        .envs(server.env())
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(&report)
+        .unwrap_or_else(|err| panic!("no report from replay of {capture} ({err}): {output:?}"));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    ReplayRun {
+        status: output.status.code(),
+        stdout: text(&output),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        unmatched: report["unmatched"].clone(),
+    }
+}
+
+#[test]
+fn replay_of_a_capture_in_seaweedfs_serves_real_clients_as_the_local_file_does() {
+    use nixcap_test_support::scenarios::FixtureRecord;
+    use nixcap_test_support::{peer_or_skip, NixVersion};
+
+    // `nixcap replay -- CMD` runs CMD on the host: Nix 2.8's clients.
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    assert!(peer.chroot().is_none(), "Nix 2.8 runs on the host");
+    let Some(server) = SeaweedFs::start_or_skip() else {
+        return;
+    };
+    let bucket = store(&server, "s3://replays/2.8/");
+    for scenario in ["query", "build-fail"] {
+        let local = fixtures_dir().join(format!("nix-2.8/{scenario}.nixcap"));
+        let sidecar: FixtureRecord =
+            serde_json::from_str(&std::fs::read_to_string(local.with_extension("json")).unwrap())
+                .unwrap();
+        let argvs: Vec<Vec<String>> = sidecar.run.steps.iter().map(|s| s.argv.clone()).collect();
+        let url = bucket
+            .upload_file(&local, &format!("{scenario}.nixcap"))
+            .unwrap()
+            .url;
+        // The same object through a `file://` URL: the other store kind the
+        // tests can reach without a cloud account.
+        let file_url = format!("file://{}", local.canonicalize().unwrap().display());
+
+        let from_file = replay_fixture_steps(&server, local.to_str().unwrap(), scenario, &argvs);
+        assert_eq!(
+            from_file.status,
+            Some(0),
+            "{scenario}: {}",
+            from_file.stderr
+        );
+        assert_eq!(from_file.unmatched, serde_json::json!([]), "{scenario}");
+        // Every step ran, with the recorded status.
+        let statuses: Vec<String> = sidecar
+            .run
+            .steps
+            .iter()
+            .map(|s| format!("status {}", s.exit_code.unwrap()))
+            .collect();
+        let printed: Vec<&str> = from_file
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("status "))
+            .collect();
+        assert_eq!(printed, statuses, "{scenario}: {}", from_file.stdout);
+        for step in &sidecar.run.steps {
+            assert!(
+                from_file.stdout.contains(&step.stdout),
+                "{scenario}: {:?} not in\n{}",
+                step.stdout,
+                from_file.stdout
+            );
+        }
+
+        for remote in [&url, &file_url] {
+            let from_store = replay_fixture_steps(&server, remote, scenario, &argvs);
+            assert_eq!(from_store.status, from_file.status, "{remote}");
+            assert_eq!(from_store.stdout, from_file.stdout, "{remote}");
+            assert_eq!(from_store.stderr, from_file.stderr, "{remote}");
+            assert_eq!(from_store.unmatched, from_file.unmatched, "{remote}");
+        }
+    }
+}
+
+#[test]
+fn replay_of_a_missing_or_truncated_object_names_the_url() {
+    let Some(server) = SeaweedFs::start_or_skip() else {
+        return;
+    };
+    let bucket = store(&server, "s3://bad-replays/");
+    let local = fixtures_dir().join("nix-2.8/build.nixcap");
+    let bytes = std::fs::read(&local).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Cut inside the first frame: nothing of the capture is readable.
+    let cut = dir.path().join("cut.nixcap");
+    std::fs::write(&cut, &bytes[..40]).unwrap();
+    let cut_url = bucket.upload_file(&cut, "cut.nixcap").unwrap().url;
+    // Cut in the middle: the frames before the cut are served.
+    let half = dir.path().join("half.nixcap");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let half_url = bucket.upload_file(&half, "half.nixcap").unwrap().url;
+
+    let missing = "s3://bad-replays/none.nixcap";
+    let out = nixcap(&server, &["replay", missing, "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("reading {missing}")), "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+
+    for (url, path) in [(&cut_url, &cut), (&half_url, &half)] {
+        let remote = nixcap(&server, &["replay", url, "--", "true"]);
+        let local = nixcap(&server, &["replay", path.to_str().unwrap(), "--", "true"]);
+        assert_eq!(remote.status.code(), local.status.code(), "{url}");
+        let remote_err = String::from_utf8_lossy(&remote.stderr);
+        assert!(remote_err.contains(url.as_str()), "{remote_err}");
+        assert_eq!(
+            remote_err.replace(url.as_str(), "CAPTURE"),
+            String::from_utf8_lossy(&local.stderr).replace(path.to_str().unwrap(), "CAPTURE"),
+            "{url}"
+        );
+    }
+    let half_err =
+        String::from_utf8_lossy(&nixcap(&server, &["replay", &half_url, "--", "true"]).stderr)
+            .into_owned();
+    assert!(
+        half_err.contains(&format!(
+            "nixcap replay: {half_url}: the capture is damaged"
+        )),
+        "{half_err}"
+    );
 }
