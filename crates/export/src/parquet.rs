@@ -7,6 +7,8 @@
 //! live only in the directory names, as Hive, Spark, Trino and DuckDB
 //! (`hive_partitioning`) expect. Files are written next to their final name
 //! and renamed into place, so a reader never sees half a file.
+//! [`partition_files`] makes the same files in memory, for a caller that
+//! uploads them (this crate does no network I/O).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -212,6 +214,18 @@ pub fn partition_of(row: &OpRow) -> PathBuf {
     PathBuf::from(format!("date={date}")).join(format!("host={}", partition_value(&row.host)))
 }
 
+/// Groups `rows` by partition (`date=…/host=…`, in order).
+fn group_by_partition(rows: &[OpRow]) -> BTreeMap<PathBuf, Vec<OpRow>> {
+    let mut groups: BTreeMap<PathBuf, Vec<OpRow>> = BTreeMap::new();
+    for row in rows {
+        groups
+            .entry(partition_of(row))
+            .or_default()
+            .push(row.clone());
+    }
+    groups
+}
+
 /// Writes `rows` under `dir` in Hive-style partitions, one file named
 /// `PART.parquet` per partition (replacing a file of that name, so
 /// exporting a capture again is idempotent). Returns the files written.
@@ -220,15 +234,8 @@ pub fn write_partitioned(
     dir: &Path,
     part: &str,
 ) -> Result<Vec<PathBuf>, ParquetExportError> {
-    let mut groups: BTreeMap<PathBuf, Vec<OpRow>> = BTreeMap::new();
-    for row in rows {
-        groups
-            .entry(partition_of(row))
-            .or_default()
-            .push(row.clone());
-    }
     let mut written = Vec::new();
-    for (partition, rows) in groups {
+    for (partition, rows) in group_by_partition(rows) {
         let partition_dir = dir.join(partition);
         fs::create_dir_all(&partition_dir).map_err(|source| ParquetExportError::Io {
             path: partition_dir.clone(),
@@ -239,6 +246,38 @@ pub fn write_partitioned(
         written.push(path);
     }
     Ok(written)
+}
+
+/// One Parquet file of a partitioned export, in memory: its path relative
+/// to the export's root, with `/` separators, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionFile {
+    /// `date=YYYY-MM-DD/host=HOST/PART.parquet`.
+    pub key: String,
+    /// The Parquet file, byte for byte what [`write_partitioned`] writes.
+    pub bytes: Vec<u8>,
+}
+
+/// The files [`write_partitioned`] would write for `rows`, in memory, for a
+/// caller that puts them elsewhere (an object store).
+pub fn partition_files(
+    rows: &[OpRow],
+    part: &str,
+) -> Result<Vec<PartitionFile>, ParquetExportError> {
+    let mut files = Vec::new();
+    for (partition, rows) in group_by_partition(rows) {
+        let mut bytes = Vec::new();
+        write_parquet(&rows, &mut bytes, true)?;
+        let dirs: Vec<String> = partition
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        files.push(PartitionFile {
+            key: format!("{}/{part}.parquet", dirs.join("/")),
+            bytes,
+        });
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -324,5 +363,21 @@ mod tests {
             .collect();
         assert!(!columns.contains(&"host"), "{columns:?}");
         assert!(columns.contains(&"duration_ns"), "{columns:?}");
+    }
+
+    #[test]
+    fn partition_files_in_memory_are_the_files_written_to_a_directory() {
+        let day = 86_400 * 1_000_000_000;
+        let rows = [row("a", 0), row("b c", 10), row("a", day)];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = write_partitioned(&rows, dir.path(), "part").expect("write");
+        let in_memory = partition_files(&rows, "part").expect("in memory");
+        assert_eq!(in_memory.len(), written.len());
+        for (file, path) in in_memory.iter().zip(&written) {
+            let relative = path.strip_prefix(dir.path()).expect("under dir");
+            assert_eq!(file.key, relative.display().to_string());
+            assert_eq!(file.bytes, fs::read(path).expect("read"), "{}", file.key);
+        }
+        assert_eq!(in_memory[1].key, "date=1970-01-01/host=b%20c/part.parquet");
     }
 }

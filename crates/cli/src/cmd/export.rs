@@ -18,13 +18,16 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use nixcap_export::chrome::export_chrome_trace;
 use nixcap_export::optable::op_rows;
-use nixcap_export::parquet::{part_name, write_parquet_file, write_partitioned};
+use nixcap_export::parquet::{
+    part_name, partition_files, write_parquet, write_parquet_file, write_partitioned,
+};
 use nixcap_export::{export_pcapng, ExportOptions};
+use nixcap_objstore::{is_store_url, Store};
 use nixcap_view::stream::EventStream;
 use nixcap_view::text::damage_report;
 use nixcap_view::DecodedCapture;
 
-use super::input::Input;
+use super::input::{list_captures, Input};
 use super::progress::Progress;
 
 /// What `nixcap export` writes.
@@ -55,7 +58,10 @@ client_protocol, daemon_protocol, protocol, daemon_nix_version, client_nix_versi
 start_time (UTC), duration_ns, bytes_client_to_daemon, bytes_daemon_to_client, status (ok, error, \
 unfinished), result, error, paths. OUT is one file, or with --partitioned a directory of \
 Hive-style partitions OUT/date=YYYY-MM-DD/host=HOST/<capture>-<hash>.parquet (date and host then \
-come from the directory names).
+come from the directory names). OUT may be an object URL (s3://bucket/prefix/, gs://, az://, \
+file:///): a URL ending in / (or any URL with --partitioned) receives the partitions under that \
+prefix, another URL names the one object to write; each object is confirmed by the store (size \
+and checksum) before the next.
 
 --format chrome-trace (alias perfetto): a JSON trace for ui.perfetto.dev, Chromium's DevTools or \
 any reader of the Trace Event format. Each connection is a process with one thread of ops, each op \
@@ -67,11 +73,14 @@ bar when stderr is a terminal. See docs/TRACE.md.
 Exit status: 0 when the output was written (a damaged capture is warned about, and what \
 precedes the damage is exported), 2 when a capture cannot be read or the output not written.")]
 pub struct Args {
-    /// The capture to export (with --format parquet, one or more).
+    /// The capture to export (with --format parquet, one or more; an object
+    /// URL ending in / stands for every capture under that prefix).
     #[arg(value_name = "IN", required = true)]
     pub inputs: Vec<PathBuf>,
 
-    /// The file to write (with --partitioned, the directory).
+    /// The file to write (with --partitioned, the directory). With --format
+    /// parquet, also an object URL: a prefix ending in / for partitions, or
+    /// the key of one object.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
 
@@ -116,6 +125,11 @@ fn decode(input: &Path) -> anyhow::Result<DecodedCapture> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.format != Format::Parquet {
+        if let Some(url) = args.output.to_str().filter(|o| is_store_url(o)) {
+            bail!("{url}: only --format parquet writes to object storage; give a local file");
+        }
+    }
     match args.format {
         Format::Pcapng => run_pcapng(args),
         Format::Parquet => run_parquet(args),
@@ -154,7 +168,30 @@ fn run_pcapng(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_parquet(args: Args) -> anyhow::Result<ExitCode> {
+/// The captures to export: each input, with an object URL ending in `/`
+/// standing for every capture under that prefix, in key order.
+fn expand_prefixes(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        match input.to_str() {
+            Some(url) if is_store_url(url) && url.ends_with('/') => {
+                let objects = list_captures(url)?;
+                if objects.is_empty() {
+                    bail!("{url}: no captures (*.nixcap) under this prefix");
+                }
+                out.extend(objects.into_iter().map(|o| PathBuf::from(o.url)));
+            }
+            _ => out.push(input.clone()),
+        }
+    }
+    Ok(out)
+}
+
+fn run_parquet(mut args: Args) -> anyhow::Result<ExitCode> {
+    args.inputs = expand_prefixes(&args.inputs)?;
+    if let Some(url) = args.output.to_str().filter(|o| is_store_url(o)) {
+        return run_parquet_to_store(&args, url);
+    }
     let mut total_rows = 0usize;
     let mut files = 0usize;
     if args.partitioned {
@@ -183,6 +220,48 @@ fn run_parquet(args: Args) -> anyhow::Result<ExitCode> {
         total_rows,
         args.inputs.len(),
         files
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Parquet export written to object storage: partitions under a prefix,
+/// or one object.
+fn run_parquet_to_store(args: &Args, url: &str) -> anyhow::Result<ExitCode> {
+    let mut total_rows = 0usize;
+    let mut objects = 0usize;
+    if args.partitioned || url.ends_with('/') {
+        let store = Store::open(url)?;
+        for input in &args.inputs {
+            let name = Input::parse(input).name();
+            let rows = op_rows(&decode(input)?, &name);
+            total_rows += rows.len();
+            let files = partition_files(&rows, &part_name(&name))
+                .with_context(|| format!("exporting {name}"))?;
+            for file in files {
+                store.upload_bytes(file.bytes.into(), &file.key)?;
+                objects += 1;
+            }
+        }
+    } else {
+        // The URL names the object: open its parent and put the last part.
+        let Some((parent, object)) = url.rsplit_once('/').filter(|(_, o)| !o.is_empty()) else {
+            bail!("{url}: names no object");
+        };
+        let store = Store::open(&format!("{parent}/"))?;
+        let mut rows = Vec::new();
+        for input in &args.inputs {
+            rows.extend(op_rows(&decode(input)?, &Input::parse(input).name()));
+        }
+        total_rows = rows.len();
+        let mut bytes = Vec::new();
+        write_parquet(&rows, &mut bytes, false).context("exporting")?;
+        store.upload_bytes(bytes.into(), object)?;
+        objects = 1;
+    }
+    writeln!(
+        io::stdout().lock(),
+        "{url}: {total_rows} operations from {} captures in {objects} Parquet objects",
+        args.inputs.len(),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// A store client for the test's own uploads.
-fn store(server: &SeaweedFs, url: &str) -> Store {
+pub(crate) fn store(server: &SeaweedFs, url: &str) -> Store {
     let endpoint = server.endpoint();
     Store::open_with(
         url,

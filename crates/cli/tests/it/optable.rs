@@ -1,6 +1,7 @@
 //! `nixcap export --format parquet` over the committed fixtures, queried by a
 //! real DuckDB: the README's two queries run as written, and the op counts
-//! equal those of `nixcap info`.
+//! equal those of `nixcap info`; the same export of captures read from a
+//! real S3 server (SeaweedFS) written back to it as Hive-style partitions.
 //!
 //! Needs python3 with the `duckdb` module (`.ci/run` installs it); skips,
 //! saying so, when it is missing, and fails instead under
@@ -247,4 +248,238 @@ fn one_file_export_is_parquet_and_pcapng_still_takes_exactly_one_capture() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("exactly one capture"), "{stderr}");
+}
+
+/// `nixcap export --format parquet` of captures read from SeaweedFS,
+/// written straight back to it: Hive-style partitions under a prefix, each
+/// object byte for byte the file a local export writes, and DuckDB over the
+/// uploaded objects counts the ops `nixcap info` counts.
+#[test]
+fn parquet_export_to_seaweedfs_writes_hive_partitions_that_duckdb_reads() {
+    use nixcap_test_support::tools::SeaweedFs;
+    use std::io::Read;
+
+    let Some(python) = python_with_module("duckdb") else {
+        return;
+    };
+    let Some(server) = SeaweedFs::start_or_skip() else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nixcap"))
+            .args(args)
+            .envs(server.env())
+            .output()
+            .expect("nixcap runs")
+    };
+    let files = fixtures();
+    let captures = super::objstore::store(&server, "s3://captures/fixtures/");
+    let root = workspace().join("testdata/captures");
+    let urls: Vec<String> = files
+        .iter()
+        .map(|file| {
+            let name = file.strip_prefix(&root).unwrap().to_str().unwrap();
+            captures.upload_file(file, name).unwrap().url
+        })
+        .collect();
+
+    // Partitions under a prefix (a URL ending in `/`, no --partitioned).
+    let mut args = vec!["export", "--format", "parquet", "-o", "s3://ops/farm/"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = run(&args);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The same export to a local directory.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let mut args = vec![
+        "export",
+        "--format",
+        "parquet",
+        "--partitioned",
+        "-o",
+        local.to_str().unwrap(),
+    ];
+    args.extend(urls.iter().map(String::as_str));
+    let output = run(&args);
+    assert!(output.status.success(), "{output:?}");
+    let local_stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let count = |text: &str| {
+        text.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        count(&stdout),
+        count(&local_stdout),
+        "{stdout}{local_stdout}"
+    );
+
+    let ops_store = super::objstore::store(&server, "s3://ops/farm/");
+    let objects = ops_store.list().unwrap();
+    let mut local_files = Vec::new();
+    let mut stack = vec![local.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                local_files.push(path.strip_prefix(&local).unwrap().display().to_string());
+            }
+        }
+    }
+    local_files.sort();
+    let keys: Vec<String> = objects
+        .iter()
+        .map(|o| o.key.strip_prefix("farm/").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, local_files);
+    assert!(
+        stdout.contains(&format!("in {} Parquet objects", keys.len())),
+        "{stdout}"
+    );
+    // Download the objects into `ops/` for DuckDB, checking each is the
+    // local export's file.
+    let ops = dir.path().join("ops");
+    for (object, key) in objects.iter().zip(&keys) {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 3, "{key}");
+        let date = parts[0].strip_prefix("date=").unwrap();
+        assert!(
+            date.len() == 10 && date.chars().all(|c| c.is_ascii_digit() || c == '-'),
+            "{key}"
+        );
+        assert!(parts[1].starts_with("host=") && parts[1].len() > 5, "{key}");
+        assert!(parts[2].ends_with(".parquet"), "{key}");
+        let mut bytes = Vec::new();
+        ops_store
+            .reader_of(&object.key)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        assert_eq!(bytes, std::fs::read(local.join(key)).unwrap(), "{key}");
+        let dest = ops.join(key);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, bytes).unwrap();
+    }
+
+    // DuckDB over the downloaded objects: op counts of `nixcap info` (run
+    // on the same URLs), and the README's queries run.
+    let mut info_ops: BTreeMap<String, u64> = BTreeMap::new();
+    for url in &urls {
+        let output = run(&["info", "--json", url]);
+        assert!(output.status.success(), "{output:?}");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        for (op, n) in report["protocol"]["op_histogram"].as_object().unwrap() {
+            *info_ops.entry(op.clone()).or_default() += n.as_u64().unwrap();
+        }
+    }
+    let mut queries = vec![
+        "SELECT op, count(*) FROM read_parquet('ops/**/*.parquet', hive_partitioning = true) \
+         GROUP BY op ORDER BY op"
+            .to_owned(),
+        "SELECT count(DISTINCT capture), count(DISTINCT host) \
+         FROM read_parquet('ops/**/*.parquet', hive_partitioning = true)"
+            .to_owned(),
+    ];
+    queries.extend(readme_queries());
+    let results = duckdb(python, dir.path(), &queries);
+    let duck_ops: BTreeMap<String, u64> = results[0]
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(duck_ops, info_ops);
+    assert_eq!(results[1][0][0], Value::from(urls.len().to_string()));
+    assert!(
+        !results[2].is_empty() && !results[3].is_empty(),
+        "{results:?}"
+    );
+
+    // A prefix as input stands for every capture under it: the same rows.
+    let output = run(&[
+        "export",
+        "--format",
+        "parquet",
+        "-o",
+        "s3://ops/again/",
+        "s3://captures/fixtures/",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let again = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(count(&again), count(&stdout), "{again}");
+    assert!(
+        again.contains(&format!("from {} captures", urls.len())),
+        "{again}"
+    );
+
+    // A URL naming an object gets the one-file export.
+    let mut args = vec![
+        "export",
+        "--format",
+        "parquet",
+        "-o",
+        "s3://ops/one/all.parquet",
+    ];
+    args.extend(urls[..3].iter().map(String::as_str));
+    let output = run(&args);
+    assert!(output.status.success(), "{output:?}");
+    let one = dir.path().join("all.parquet");
+    let mut args = vec!["export", "--format", "parquet", "-o", one.to_str().unwrap()];
+    args.extend(urls[..3].iter().map(String::as_str));
+    assert!(run(&args).status.success());
+    let mut bytes = Vec::new();
+    super::objstore::store(&server, "s3://ops/one/all.parquet")
+        .reader()
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(bytes, std::fs::read(&one).unwrap());
+
+    // Bad input from the store names the URL; pcapng is not written there.
+    let missing = "s3://captures/fixtures/none.nixcap";
+    let output = run(&[
+        "export",
+        "--format",
+        "parquet",
+        "-o",
+        "s3://ops/x/",
+        missing,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("reading {missing}")), "{stderr}");
+    let truncated = dir.path().join("cut.nixcap");
+    std::fs::write(&truncated, &std::fs::read(&files[0]).unwrap()[..40]).unwrap();
+    let cut_url = captures.upload_file(&truncated, "cut.nixcap").unwrap().url;
+    let output = run(&[
+        "export",
+        "--format",
+        "parquet",
+        "-o",
+        "s3://ops/x/",
+        &cut_url,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("reading {cut_url}")), "{stderr}");
+    // Nothing was written for the failed exports.
+    let nothing = super::objstore::store(&server, "s3://ops/x/");
+    assert_eq!(nothing.list().unwrap(), Vec::new());
+    let output = run(&["export", "-o", "s3://ops/x.pcapng", &urls[0]]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("s3://ops/x.pcapng: only --format parquet writes to object storage"),
+        "{stderr}"
+    );
 }
