@@ -17,6 +17,7 @@ pub mod json;
 pub mod keep;
 pub mod normalise;
 pub mod stream;
+pub mod summary;
 pub mod text;
 
 use std::collections::BTreeMap;

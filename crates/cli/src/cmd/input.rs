@@ -3,15 +3,14 @@
 //! `nixcap_objstore`. A local path never touches the object-store code.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use nixcap_capture::{read_capture, Capture, Location, ReadError, ReadErrorKind};
 use nixcap_objstore::{is_store_url, ObjectInfo, Store, StoreError};
 
-/// A readable, seekable byte source.
-pub trait ReadSeek: Read + Seek {}
-impl<T: Read + Seek> ReadSeek for T {}
+pub use nixcap_view::summary::ReadSeek;
+use nixcap_view::summary::Source;
 
 /// A capture's location, as given on the command line.
 #[derive(Debug)]
@@ -61,6 +60,20 @@ impl Input {
             .open()
             .map_err(|source| ReadError::new(ReadErrorKind::Io { source }, Location::default()))?;
         read_capture(input)
+    }
+}
+
+impl Source for Input {
+    fn name(&self) -> String {
+        Input::name(self)
+    }
+
+    fn open(&self) -> io::Result<Box<dyn ReadSeek>> {
+        Input::open(self)
+    }
+
+    fn read_capture(&self) -> Result<Capture, ReadError> {
+        Input::read_capture(self)
     }
 }
 
