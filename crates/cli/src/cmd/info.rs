@@ -14,7 +14,7 @@ use nixcap_view::summary::{
     build_report, protocol_report, rfc3339_utc, set_report, ProtocolReport, Report, SetReport,
 };
 
-use super::input::{list_captures, Input};
+use super::input::{list_captures, local_captures, Input};
 
 /// Arguments of `nixcap info`.
 #[derive(Debug, clap::Args)]
@@ -70,24 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// ends in `/` or names no object but a non-empty prefix.
 fn set_members(input: &Input) -> anyhow::Result<Option<Vec<Input>>> {
     match input {
-        Input::Local(path) if path.is_dir() => {
-            let mut files = Vec::new();
-            let mut dirs = vec![path.clone()];
-            while let Some(dir) = dirs.pop() {
-                for entry in std::fs::read_dir(&dir)
-                    .with_context(|| format!("cannot list {}", dir.display()))?
-                {
-                    let path = entry?.path();
-                    if path.is_dir() {
-                        dirs.push(path);
-                    } else if path.extension().is_some_and(|e| e == "nixcap") {
-                        files.push(path);
-                    }
-                }
-            }
-            files.sort();
-            Ok(Some(files.into_iter().map(Input::Local).collect()))
-        }
+        Input::Local(path) if path.is_dir() => Ok(Some(
+            local_captures(path)?
+                .into_iter()
+                .map(Input::Local)
+                .collect(),
+        )),
         Input::Local(_) => Ok(None),
         Input::Remote(url) => {
             if !url.ends_with('/') {

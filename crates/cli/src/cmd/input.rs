@@ -96,3 +96,57 @@ pub fn list_captures(url: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         .filter(|o| o.key.ends_with(".nixcap"))
         .collect())
 }
+
+/// Every `*.nixcap` under the local directory `dir` (and its
+/// subdirectories), sorted by path.
+pub fn local_captures(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    use anyhow::Context;
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "nixcap") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The files of a set, when `input` names one: a local directory, or an
+/// object URL ending in `/` (a prefix). `None` for one capture. A local
+/// file is told from a directory by its metadata alone.
+pub fn set_members(input: &Input) -> anyhow::Result<Option<Vec<Input>>> {
+    use anyhow::Context;
+    match input {
+        Input::Local(path) if path.is_dir() => {
+            let files = local_captures(path)?;
+            if files.is_empty() {
+                anyhow::bail!(
+                    "{}: no captures (*.nixcap) in the directory",
+                    path.display()
+                );
+            }
+            Ok(Some(files.into_iter().map(Input::Local).collect()))
+        }
+        Input::Local(_) => Ok(None),
+        Input::Remote(url) if url.ends_with('/') => {
+            let objects = list_captures(url).context("cannot list the captures")?;
+            if objects.is_empty() {
+                anyhow::bail!("{url}: no captures (*.nixcap) under this prefix");
+            }
+            Ok(Some(
+                objects.into_iter().map(|o| Input::Remote(o.url)).collect(),
+            ))
+        }
+        Input::Remote(_) => Ok(None),
+    }
+}

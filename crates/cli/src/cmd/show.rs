@@ -2,7 +2,8 @@
 //! pcap, as text or as JSON Lines.
 //!
 //! The rendering lives in `nixcap_view::text` and `nixcap_view::json`; this
-//! module parses the arguments, reads the capture, and reports damage.
+//! module parses the arguments, reads the capture (or the files of a rotated
+//! set, joined by `nixcap_capture::stitch`), and reports damage.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use nixcap_view::text::{damage_report, Options};
 use nixcap_view::DecodedCapture;
 use nixcap_wire::ops::Op;
 
-use super::input::Input;
+use super::input::{set_members, Input};
 use crate::exit;
 
 /// When to colour the output.
@@ -37,12 +38,18 @@ such (marked !!), with the reason and stream offset.
 
 The JSON Lines output (--json) is described in docs/JSON.md.
 
+Given a directory or an object prefix ending in / (a rotated set from `nixcap record \
+--rotate-size/--rotate-age`), every *.nixcap in it is read in name order and the set is shown as \
+one capture: a connection that continues across files is shown once, whole, with times from the \
+start of the first file. Pieces that do not fit together are reported on stderr (exit status 1).
+
 Exit status: 0 when the whole capture was shown, 1 when it is damaged (everything readable is \
 shown, then the damage is described on stderr), 2 when the file cannot be read as a capture or \
 the arguments are wrong.")]
 pub struct Args {
     /// The capture file, or an object URL (s3://bucket/key, gs://, az://,
-    /// file:///).
+    /// file:///); or a rotated set: a local directory, or an object prefix
+    /// ending in /.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
@@ -114,18 +121,60 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let input = Input::parse(&args.file);
     let name = input.name();
-    let capture = match input.read_capture() {
-        Ok(capture) => capture,
-        Err(err) if err.is_unreadable() => {
-            eprintln!("nixcap show: cannot read {name}: {}", err.kind);
-            return Ok(ExitCode::from(exit::TROUBLE));
-        }
-        Err(err) => {
-            eprint!("nixcap show: {name}: {}", damage_report(&err));
-            return Ok(ExitCode::from(exit::DAMAGED));
+    // Damage (with the name of the file or object it is in) to report after
+    // the output, and whether the pieces of a set fitted together.
+    let mut damaged: Vec<(String, String)> = Vec::new();
+    let mut unjoined: Vec<String> = Vec::new();
+    let decoded = match set_members(&input)? {
+        None => match input.read_capture() {
+            Ok(capture) => {
+                if let Some(err) = &capture.damage {
+                    damaged.push((name.clone(), damage_report(err)));
+                }
+                DecodedCapture::new(capture)
+            }
+            Err(err) if err.is_unreadable() => {
+                eprintln!("nixcap show: cannot read {name}: {}", err.kind);
+                return Ok(ExitCode::from(exit::TROUBLE));
+            }
+            Err(err) => {
+                eprint!("nixcap show: {name}: {}", damage_report(&err));
+                return Ok(ExitCode::from(exit::DAMAGED));
+            }
+        },
+        Some(members) => {
+            let mut captures = Vec::new();
+            for member in &members {
+                let member_name = member.name();
+                match member.read_capture() {
+                    Ok(capture) => {
+                        if let Some(err) = &capture.damage {
+                            damaged.push((member_name, damage_report(err)));
+                        }
+                        captures.push(capture);
+                    }
+                    Err(err) if err.is_unreadable() => {
+                        eprintln!("nixcap show: cannot read {member_name}: {}", err.kind);
+                        return Ok(ExitCode::from(exit::TROUBLE));
+                    }
+                    Err(err) => damaged.push((member_name, damage_report(&err))),
+                }
+            }
+            let Some(stitched) = nixcap_capture::stitch(captures) else {
+                for (member, report) in &damaged {
+                    eprint!("nixcap show: {member}: {report}");
+                }
+                eprintln!("nixcap show: {name}: no capture of the set could be read");
+                return Ok(ExitCode::from(exit::DAMAGED));
+            };
+            unjoined = stitched
+                .problems
+                .iter()
+                .map(|p| format!("connection {}: {}", p.link, p.problem))
+                .collect();
+            DecodedCapture::new(stitched.capture)
         }
     };
-    let decoded = DecodedCapture::new(capture);
     let known: Vec<u64> = decoded.connections.iter().map(|c| c.conn).collect();
     if let Some(missing) = args.conns.iter().find(|c| !known.contains(c)) {
         let ids: Vec<String> = known.iter().map(u64::to_string).collect();
@@ -163,8 +212,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .and_then(|()| out.flush())
     .context("cannot write the output")?;
     drop(out);
-    if let Some(err) = &decoded.capture.damage {
-        eprint!("nixcap show: {name}: {}", damage_report(err));
+    for (member, report) in &damaged {
+        eprint!("nixcap show: {member}: {report}");
+    }
+    for problem in &unjoined {
+        eprintln!("nixcap show: {name}: the set does not join up: {problem}");
+    }
+    if !damaged.is_empty() || !unjoined.is_empty() {
         return Ok(ExitCode::from(exit::DAMAGED));
     }
     Ok(ExitCode::SUCCESS)

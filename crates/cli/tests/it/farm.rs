@@ -1,6 +1,7 @@
 //! Build-farm scale: a rotating recorder uploading to a real S3 server
 //! (SeaweedFS on loopback), soaked with thousands of sessions while the
-//! server is stopped for part of the run.
+//! server is stopped for part of the run; `nixcap show` of a rotated set
+//! recorded in front of real daemons shows each connection once.
 //!
 //! Skips, saying so, without `weed`; fails instead under
 //! `NIXCAP_REQUIRE_NIX=1`.
@@ -436,6 +437,20 @@ fn nixcap_record_rotates_and_uploads_to_a_local_directory_store() {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    // One slow session stays open while the others run, so that it
+    // continues across every rotation they cause.
+    let long = {
+        let listen = listen.clone();
+        std::thread::spawn(move || {
+            session(
+                &listen,
+                &bytes_for(99, 200_000),
+                4096,
+                Duration::from_millis(25),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
     let mut expected = BTreeMap::new();
     for seed in 0..40u64 {
         let data = bytes_for(seed, 20_000 + seed as usize * 1000);
@@ -443,6 +458,7 @@ fn nixcap_record_rotates_and_uploads_to_a_local_directory_store() {
             .entry(session(&listen, &data, 8192, Duration::ZERO))
             .or_insert(0u64) += 1;
     }
+    *expected.entry(long.join().unwrap()).or_insert(0u64) += 1;
     // SIGINT: finish the set, drain the uploads.
     let _ = std::process::Command::new("kill")
         .args(["-INT", &recorder.id().to_string()])
@@ -550,4 +566,202 @@ fn nixcap_record_rotates_and_uploads_to_a_local_directory_store() {
         text.contains(&format!("{} ({} complete)", files.len(), files.len())),
         "{text}"
     );
+}
+
+/// `nixcap show` of a rotated set recorded by `nixcap record --listen
+/// --rotate-size` in front of a real daemon, with real clients, one of
+/// which uploads more than a file holds: the set (a directory, or an object
+/// prefix) shows every connection once, whole, as the client saw it.
+fn show_joins_a_rotated_set_of_a_real_recorder(version: nixcap_test_support::NixVersion) {
+    use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions};
+    use serde_json::Value;
+
+    let Some(peer) = peer_or_skip(version) else {
+        return;
+    };
+    let daemon = Daemon::start(&peer, DaemonOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("small.txt"), b"a small file before and after\n").unwrap();
+    // Incompressible and more than two 4 MiB frames, so that its upload
+    // alone spans several files (a file rotates once a frame is written).
+    std::fs::write(work.join("big.bin"), bytes_for(7, 12_000_000)).unwrap();
+    let set = dir.path().join("set");
+    let socket = dir.path().join("rec.sock");
+    let mut recorder = std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .arg("record")
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--upstream")
+        .arg(daemon.socket_path())
+        .arg("-w")
+        .arg(&set)
+        .args(["--rotate-size", "256K"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let mut added = Vec::new();
+    for file in ["small.txt", "big.bin", "small.txt"] {
+        let output = peer
+            .command("nix-store")
+            .args(["--add", file])
+            .current_dir(&work)
+            .remote(daemon.uri_via(&socket))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        added.push(String::from_utf8(output.stdout).unwrap().trim().to_owned());
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status();
+    let status = recorder.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "rotated: {files:?}");
+    let show = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
+            .arg("show")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let records = |stdout: &[u8]| -> Vec<Value> {
+        String::from_utf8_lossy(stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let of_type = |records: &[Value], t: &str| -> Vec<Value> {
+        records.iter().filter(|r| r["type"] == t).cloned().collect()
+    };
+
+    // File by file, the big upload is in pieces closed as continued.
+    let mut pieces = 0;
+    let mut continued = 0;
+    let mut continued_in = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let output = show(&["--json".as_ref(), file.as_os_str()]);
+        assert!(output.status.success(), "{output:?}");
+        let records = records(&output.stdout);
+        pieces += of_type(&records, "open").len();
+        let here = of_type(&records, "close")
+            .iter()
+            .filter(|c| c["reasonCode"] == 5)
+            .count();
+        if here > 0 {
+            continued_in.push(i);
+        }
+        continued += here;
+    }
+    assert!(continued >= 2, "{continued} continued pieces in {files:?}");
+    assert!(pieces > 3, "{pieces} pieces");
+
+    // The set: three connections, each opened, handshaken and closed once,
+    // each with its AddToStore answered with the path the client printed.
+    let output = show(&["--json".as_ref(), set.as_os_str()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let joined = records(&output.stdout);
+    assert_eq!(of_type(&joined, "open").len(), 3, "{joined:?}");
+    assert_eq!(of_type(&joined, "handshake").len(), 3);
+    let closes = of_type(&joined, "close");
+    assert_eq!(closes.len(), 3);
+    assert!(
+        closes.iter().all(|c| c["reason"] != "continued"),
+        "{closes:?}"
+    );
+    let adds: Vec<String> = of_type(&joined, "reply")
+        .iter()
+        .filter(|r| r["op"] == "AddToStore")
+        .map(|r| r["reply"]["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(adds, added);
+    assert!(of_type(&joined, "opaque").is_empty(), "fully decoded");
+    let big = &closes[1];
+    assert!(
+        big["clientBytes"].as_u64().unwrap() > 12_000_000,
+        "the whole upload in one connection: {big}"
+    );
+    // The text view says the same: one close line per connection.
+    let text = show(&["--no-timestamps".as_ref(), set.as_os_str()]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert_eq!(text.matches("  close  ").count(), 3, "{text}");
+    assert_eq!(text.matches("AddToStore").count(), 3, "{text}");
+
+    // The same set as an object prefix.
+    let prefix = format!("file://{}/", set.canonicalize().unwrap().display());
+    let output = show(&["--json".as_ref(), prefix.as_ref()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(records(&output.stdout), joined);
+
+    // And as a prefix in a real S3 server.
+    if let Some(server) = SeaweedFs::start_or_skip() {
+        let bucket = super::objstore::store(&server, "s3://sets/builder/");
+        for file in &files {
+            let name = file.file_name().unwrap().to_str().unwrap();
+            bucket.upload_file(file, name).unwrap();
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nixcap"))
+            .args(["show", "--json", "s3://sets/builder/"])
+            .envs(server.env())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(records(&output.stdout), joined);
+    }
+
+    // Without a middle file holding a piece that continues, the set does
+    // not join up: shown as far as it goes, reported, exit 1.
+    let dropped = continued_in
+        .iter()
+        .copied()
+        .find(|&i| i > 0)
+        .expect("a later file continues the upload");
+    let gap = dir.path().join("gap");
+    std::fs::create_dir(&gap).unwrap();
+    for (i, file) in files.iter().enumerate() {
+        if i != dropped {
+            std::fs::copy(file, gap.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let output = show(&[gap.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(": the set does not join up: connection "),
+        "{stderr}"
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("AddToStore").count(), 3, "{text}");
+}
+
+#[test]
+fn nix_2_8_show_joins_a_rotated_set_of_a_real_recorder() {
+    show_joins_a_rotated_set_of_a_real_recorder(nixcap_test_support::NixVersion::V2_8);
+}
+
+#[test]
+fn nix_2_34_show_joins_a_rotated_set_of_a_real_recorder() {
+    show_joins_a_rotated_set_of_a_real_recorder(nixcap_test_support::NixVersion::V2_34);
 }
