@@ -515,11 +515,15 @@ fn recorder_killed_mid_upload_leaves_a_prefix_of_what_was_sent() {
         reference.starts_with(&recovered),
         "the recovered client stream is not a prefix of what the client sends"
     );
-    // Everything up to the last flushed frame: the frames are flushed at least every 100 ms,
-    // and the file held `len_at_kill` bytes of (incompressible) frames when it was killed.
+    // Everything up to the frame being written: the file held `len_at_kill` bytes of
+    // (incompressible) frames when its length was sampled, and that length may include
+    // part of a frame still being written (up to 4 MiB of data in its envelope), which the
+    // kill cuts. A killed writer loses at most that frame (ARCHITECTURE.md).
+    let frame_bound = (4u64 << 20) + (64 << 10);
     assert!(
-        recovered.len() as u64 >= len_at_kill * 9 / 10,
-        "recovered {} B, but the capture held {len_at_kill} B at the kill",
+        recovered.len() as u64 + frame_bound >= len_at_kill,
+        "recovered {} B, but the capture held {len_at_kill} B at the kill: more than one \
+         frame lost",
         recovered.len()
     );
 }
