@@ -401,3 +401,110 @@ fn replay_of_a_missing_or_truncated_object_names_the_url() {
         "{half_err}"
     );
 }
+
+/// Replays `capture` (a path or URL) standalone (`--listen`, `--store-root`)
+/// to the steps of a committed fixture run by `peer`'s clients (in its
+/// chroot when it has one), then stops it with SIGINT; returns each step's
+/// status and output (socket and root paths masked) and nixcap's stderr.
+fn replay_standalone(
+    server: &SeaweedFs,
+    peer: &nixcap_test_support::Peer,
+    capture: &str,
+    scenario_name: &str,
+    steps: &[nixcap_test_support::scenarios::StepRecord],
+) -> (Vec<(Option<i32>, String, String)>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    let work = dir_path.join("work");
+    let root = dir_path.join("root");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    nixcap_test_support::scenarios::scenario(scenario_name)
+        .unwrap()
+        .write_inputs(&work)
+        .unwrap();
+    let socket = dir_path.join("replay.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .args(["replay", capture, "--listen"])
+        .arg(&socket)
+        .arg("--store-root")
+        .arg(&root)
+        .envs(server.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "{capture}: no socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let uri = format!("unix://{}?root={}", socket.display(), root.display());
+    let mask = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .replace(&uri, "@STORE@")
+            .replace(dir_path.to_str().unwrap(), "@DIR@")
+    };
+    let mut results = Vec::new();
+    for step in steps {
+        let output = peer
+            .command(&step.argv[0])
+            .args(&step.argv[1..])
+            .current_dir(&work)
+            .remote(uri.clone())
+            .bind_dir(&dir_path)
+            .output()
+            .unwrap();
+        results.push((
+            output.status.code(),
+            mask(&output.stdout),
+            mask(&output.stderr),
+        ));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{capture}: {output:?}");
+    let stderr = mask(&output.stderr).replace(capture, "CAPTURE");
+    (results, stderr)
+}
+
+#[test]
+fn standalone_replay_of_a_capture_in_seaweedfs_serves_nix_2_34_clients_as_the_local_file_does() {
+    use nixcap_test_support::scenarios::FixtureRecord;
+    use nixcap_test_support::{peer_or_skip, NixVersion};
+
+    let Some(peer) = peer_or_skip(NixVersion::V2_34) else {
+        return;
+    };
+    let Some(server) = SeaweedFs::start_or_skip() else {
+        return;
+    };
+    let local = fixtures_dir().join("nix-2.34/query.nixcap");
+    let sidecar: FixtureRecord =
+        serde_json::from_str(&std::fs::read_to_string(local.with_extension("json")).unwrap())
+            .unwrap();
+    let url = store(&server, "s3://replays/2.34/")
+        .upload_file(&local, "query.nixcap")
+        .unwrap()
+        .url;
+    let (from_file, file_stderr) = replay_standalone(
+        &server,
+        &peer,
+        local.to_str().unwrap(),
+        "query",
+        &sidecar.run.steps,
+    );
+    // The clients got what the live daemon gave them when it was recorded.
+    assert_eq!(from_file.len(), sidecar.run.steps.len());
+    for ((status, stdout, stderr), step) in from_file.iter().zip(&sidecar.run.steps) {
+        assert_eq!(*status, step.exit_code, "{:?}: {stderr}", step.argv);
+        assert_eq!(*stdout, step.stdout, "{:?}", step.argv);
+    }
+    assert!(file_stderr.contains("no divergence"), "{file_stderr}");
+    let (from_url, url_stderr) =
+        replay_standalone(&server, &peer, &url, "query", &sidecar.run.steps);
+    assert_eq!(from_url, from_file);
+    assert_eq!(url_stderr, file_stderr);
+}
