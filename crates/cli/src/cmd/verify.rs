@@ -7,9 +7,10 @@
 //! against the blocks. The first problem is reported with its
 //! location.
 //!
-//! Given a local directory (a rotated set), it verifies every `*.nixcap`
-//! in it, in name order, then joins the set's connections across files
-//! (`nixcap_capture::stitch`) and reports pieces that do not fit together.
+//! Given a local directory or an object prefix ending in `/` (a rotated
+//! set), it verifies every `*.nixcap` in it, in name order, then joins the
+//! set's connections across files (`nixcap_capture::stitch`) and reports
+//! pieces that do not fit together.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 use nixcap_capture::{Block, ReadError, Reader};
 
-use super::input::Input;
+use super::input::{local_captures, set_members, Input};
 use crate::exit;
 
 /// Arguments of `nixcap verify`.
@@ -34,13 +35,14 @@ connection, and what is intact before it
   2  the file cannot be read as a capture: it is not one, it has a newer major format version, \
 or reading it failed
 
-Given a directory (a rotated set from `nixcap record --rotate-size/--rotate-age`), every *.nixcap \
-in it is verified in name order, then the connections that continue across files are joined by \
-their link metadata; a missing or out-of-order piece is reported. The exit status is the worst of \
+Given a directory or an object prefix ending in / (a rotated set from `nixcap record \
+--rotate-size/--rotate-age`), every *.nixcap in it is verified in name order, then the \
+connections that continue across files are joined by their link metadata; a missing or out-of-order piece is reported. The exit status is the worst of \
 the files', or 1 if the set does not join up.")]
 pub struct Args {
     /// The capture file, an object URL (s3://bucket/key, gs://, az://,
-    /// file:///), or a local directory holding a rotated set.
+    /// file:///), or a rotated set: a local directory, or an object prefix
+    /// ending in /.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
@@ -48,35 +50,34 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    let input = Input::parse(&args.file);
     if args.file.is_dir() {
-        return verify_set(&args.file, &mut out);
+        let files = local_captures(&args.file)?;
+        if files.is_empty() {
+            writeln!(
+                out,
+                "{}: UNREADABLE: no *.nixcap files in the directory",
+                args.file.display()
+            )?;
+            return Ok(ExitCode::from(exit::TROUBLE));
+        }
+        let members: Vec<Input> = files.into_iter().map(Input::Local).collect();
+        return verify_set(&input.name(), &members, &mut out);
     }
-    let status = verify_one(&Input::parse(&args.file), &mut out)?;
+    if let Some(members) = set_members(&input)? {
+        return verify_set(&input.name(), &members, &mut out);
+    }
+    let status = verify_one(&input, &mut out)?;
     Ok(ExitCode::from(status))
 }
 
-/// Verifies every capture of the directory `dir`, then joins the set.
-fn verify_set(dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nixcap") && p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        writeln!(
-            out,
-            "{}: UNREADABLE: no *.nixcap files in the directory",
-            dir.display()
-        )?;
-        return Ok(ExitCode::from(exit::TROUBLE));
-    }
+/// Verifies every capture of a set (a directory or an object prefix) in
+/// order, then joins the set.
+fn verify_set(name: &str, members: &[Input], out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let mut worst = 0u8;
     let mut captures = Vec::new();
-    for file in &files {
-        let input = Input::parse(file);
-        let status = verify_one(&input, out)?;
+    for input in members {
+        let status = verify_one(input, out)?;
         worst = worst.max(status);
         if status == 0 {
             if let Ok(capture) = input.read_capture() {
@@ -90,8 +91,8 @@ fn verify_set(dir: &std::path::Path, out: &mut impl Write) -> anyhow::Result<Exi
     writeln!(
         out,
         "{}: set of {} files, {} connections, {} joined across files",
-        dir.display(),
-        files.len(),
+        name,
+        members.len(),
         stitched.capture.connections.len(),
         stitched.joined
     )?;
