@@ -10,6 +10,16 @@
 //! answers' data. It reads the target's whole answer — log stream, reply,
 //! NarFromPath's NAR — through the codec, with a timeout.
 //!
+//! A target that negotiates other than the recording (an older minor, or
+//! fewer 1.38 features) gets the client's handshake pieces of its version
+//! and each request translated by `nixcap_wire::translate`, its upload
+//! re-sent in the form that version takes (framed, `STDERR_READ` answers or
+//! an inline NAR); a request the target's version cannot express ends its
+//! connection as an unplayable problem. Every change is a
+//! [`TranslationNote`] of the report. The answers are not translated back:
+//! the diff engine compares them across versions, naming the protocol
+//! change behind a field that one side does not carry.
+//!
 //! What was sent and received becomes a capture of the target's session,
 //! which the diff engine ([`nixcap_diff`]) compares with the recorded one:
 //! the same normalisation, field-tree comparison and version notes as
@@ -43,7 +53,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nixcap_capture::{CloseReason, Header, Writer, WriterOptions};
 use nixcap_view::DecodedCapture;
 
-pub use report::{CheckReport, Problem, ProblemKind, SetupSummary, Verdict};
+pub use report::{CheckReport, Problem, ProblemKind, SetupSummary, TranslationNote, Verdict};
 
 use crate::live::{Clock, Live, Transcript};
 use crate::plan::ConnPlan;
@@ -186,10 +196,12 @@ pub fn check(
     let runs = play_all(&plans, &path, clock, options.timeout);
     let mut transcripts = Vec::new();
     let mut ops_sent = 0;
+    let mut translations = Vec::new();
     let mut nix_versions = Vec::new();
     let mut protocols = Vec::new();
     for run in runs {
         problems.extend(run.problems);
+        translations.extend(run.translations);
         ops_sent += run.ops_sent;
         if let Some(v) = run.nix_version {
             if !nix_versions.contains(&v) {
@@ -219,6 +231,7 @@ pub fn check(
         ops_sent,
         ops_recorded: recorded.connections.iter().map(|c| c.exchanges.len()).sum(),
         setup,
+        translations,
         problems,
         diff,
         verdict: Verdict::Trouble,
@@ -261,6 +274,7 @@ struct Run {
     ops_sent: usize,
     nix_version: Option<String>,
     protocol: Option<String>,
+    translations: Vec<TranslationNote>,
 }
 
 fn play_all(plans: &[ConnPlan], path: &Path, clock: Clock, timeout: Duration) -> Vec<Run> {
@@ -344,14 +358,33 @@ fn play(
         Ok(negotiated) => {
             run.protocol = Some(negotiated.version.to_string());
             run.nix_version = live.daemon_nix_version.clone();
+            run.translations.extend(
+                live.handshake_notes
+                    .drain(..)
+                    .map(|change| TranslationNote {
+                        conn: plan.conn,
+                        seq: None,
+                        change,
+                    }),
+            );
             for (count, op) in plan.ops.iter().enumerate() {
                 schedule.wait_for(index, op.start_nanos);
                 run.ops_sent += 1;
-                if let Err(fault) = live.run_op(op, &recorded) {
-                    run.problems
-                        .push(problem(Some(op.seq), Some(op.name()), fault));
-                    completed = false;
-                    break;
+                match live.run_op(op, &recorded) {
+                    Ok(notes) => {
+                        run.translations
+                            .extend(notes.into_iter().map(|change| TranslationNote {
+                                conn: plan.conn,
+                                seq: Some(op.seq),
+                                change,
+                            }))
+                    }
+                    Err(fault) => {
+                        run.problems
+                            .push(problem(Some(op.seq), Some(op.name()), fault));
+                        completed = false;
+                        break;
+                    }
                 }
                 schedule.done(index, count + 1);
             }

@@ -19,11 +19,14 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nixcap_wire::framed::encode_framed;
 use nixcap_wire::handshake::{Affinity, FeatureList, HandshakePiece};
-use nixcap_wire::ops::Op;
+use nixcap_wire::nar::NarWriter;
+use nixcap_wire::ops::{AddToStoreArgs, Op, Request, Upload};
 use nixcap_wire::primitives::Writer;
 use nixcap_wire::session::{Direction, Event, EventKind, SessionDecoder};
 use nixcap_wire::stderr::StderrMessage;
+use nixcap_wire::translate::{self, Action, Translation};
 use nixcap_wire::{Negotiated, ProtocolVersion};
 
 use crate::plan::{ConnPlan, OpPlan};
@@ -32,6 +35,10 @@ use crate::report::ProblemKind;
 /// How long a finished connection waits for the target's last bytes after
 /// the client side closed.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Chunk size of framed uploads re-sent in another form, as Nix's writer
+/// uses.
+const FRAME_CHUNK: usize = 32 * 1024;
 
 /// How many bytes one socket read asks for.
 const READ_CHUNK: usize = 64 * 1024;
@@ -88,6 +95,8 @@ pub(crate) struct Live {
     pub negotiated: Option<Negotiated>,
     /// The target's Nix version, from the handshake.
     pub daemon_nix_version: Option<String>,
+    /// How the handshake was re-expressed for the target's version.
+    pub handshake_notes: Vec<Translation>,
 }
 
 impl Live {
@@ -154,6 +163,7 @@ impl Live {
             },
             negotiated: None,
             daemon_nix_version: None,
+            handshake_notes: Vec::new(),
         })
     }
 
@@ -283,11 +293,13 @@ impl Live {
             }
         };
         let version = ProtocolVersion::negotiate(plan.client_version, daemon_version);
-        if plan.negotiated.as_ref().map(|n| n.version) == Some(version) {
+        let recorded = plan.negotiated.as_ref().map(|n| n.version);
+        if recorded == Some(version) {
             let rest = plan.rest_bytes.clone();
             self.send(&rest, "the client handshake")?;
         } else {
-            let rest = rest_for(plan, version);
+            let (rest, notes) = rest_for(plan, recorded, version);
+            self.handshake_notes = notes;
             self.send(&rest, "the client handshake")?;
         }
         loop {
@@ -324,33 +336,61 @@ impl Live {
             .negotiated()
             .cloned()
             .unwrap_or_else(|| Negotiated::new(version));
+        if let Some(recorded) = &plan.negotiated {
+            if recorded.version == negotiated.version && recorded.features != negotiated.features {
+                self.handshake_notes.push(handshake_note(
+                    "features",
+                    Action::Converted,
+                    format!(
+                        "the recording negotiated the features {}, the target {}",
+                        show_features(&recorded.features),
+                        show_features(&negotiated.features)
+                    ),
+                ));
+            }
+        }
         self.negotiated = Some(negotiated.clone());
         Ok(negotiated)
     }
 
-    /// Sends one recorded op and reads the target's whole answer.
-    pub fn run_op(&mut self, op: &OpPlan, recorded: &Negotiated) -> Result<(), Fault> {
+    /// Sends one recorded op and reads the target's whole answer. When the
+    /// target negotiated other than the recording (an older minor, fewer
+    /// features), the request is translated for it
+    /// (`nixcap_wire::translate`) and, where that version takes the upload
+    /// in another form, the upload re-sent in that form; the translation's
+    /// changes are returned.
+    pub fn run_op(
+        &mut self,
+        op: &OpPlan,
+        recorded: &Negotiated,
+    ) -> Result<Vec<Translation>, Fault> {
         let live = self.negotiated.clone().unwrap_or_else(|| recorded.clone());
         let name = op.name();
-        let request = if live.version == recorded.version {
-            op.request_bytes.clone()
+        let mut notes = Vec::new();
+        let mut read_data = &op.read_data;
+        let (request, upload, sent_op) = if live == *recorded {
+            (op.request_bytes.clone(), op.upload.clone(), op.op)
         } else {
-            if op.op.upload(recorded) != op.op.upload(&live) {
-                return Err(Fault::new(
-                    ProblemKind::Unplayable,
-                    format!(
-                        "{name} uploads differently at protocol {} than at the recorded {}; re-encoding it is not supported",
-                        live.version, recorded.version
-                    ),
-                ));
-            }
+            let translated = translate::request(&op.request, recorded, &live)
+                .map_err(|e| Fault::new(ProblemKind::Unplayable, format!("{name}: {e}")))?;
+            notes = translated.notes;
+            let sent_op = translated.value.op();
             let mut w = Writer::new();
-            op.request.encode(&mut w, &live);
-            w.into_bytes()
+            translated.value.encode(&mut w, &live);
+            let recorded_form = op.op.upload(recorded);
+            let live_form = sent_op.upload(&live);
+            let upload = if recorded_form == live_form {
+                op.upload.clone()
+            } else {
+                read_data = &op.payload;
+                reupload(&op.request, &op.payload, live_form)
+            };
+            (w.into_bytes(), upload, sent_op)
         };
+        let name = sent_op.name();
         self.send(&request, &format!("the {name} request"))?;
         let mut send_failed = None;
-        if let Err(fault) = self.send(&op.upload, &format!("the {name} upload")) {
+        if let Err(fault) = self.send(&upload, &format!("the {name} upload")) {
             // The target may have refused the upload with an error; read
             // what it said before reporting the failed send.
             send_failed = Some(fault);
@@ -368,20 +408,20 @@ impl Live {
                     message,
                 } if seq == op.seq => match message {
                     StderrMessage::Read { max_len } => {
-                        let left = op.read_data.len() - read_pos;
+                        let left = read_data.len() - read_pos;
                         let n = usize::try_from(max_len).unwrap_or(usize::MAX).min(left);
                         let mut w = Writer::new();
-                        w.string(&op.read_data[read_pos..read_pos + n]);
+                        w.string(&read_data[read_pos..read_pos + n]);
                         read_pos += n;
                         self.send(w.as_bytes(), &format!("a STDERR_READ answer for {name}"))?;
                     }
-                    StderrMessage::Error(_) => return Ok(()),
+                    StderrMessage::Error(_) => return Ok(notes),
                     _ => {}
                 },
-                EventKind::Reply { seq, .. } if seq == op.seq && op.op != Op::NarFromPath => {
-                    return Ok(())
+                EventKind::Reply { seq, .. } if seq == op.seq && sent_op != Op::NarFromPath => {
+                    return Ok(notes)
                 }
-                EventKind::NarData { seq, end: true, .. } if seq == op.seq => return Ok(()),
+                EventKind::NarData { seq, end: true, .. } if seq == op.seq => return Ok(notes),
                 _ => {}
             }
         }
@@ -417,9 +457,43 @@ impl Live {
     }
 }
 
+/// The upload of `request` in `form`, made from the recorded payload (the
+/// data of the framed stream, inline NAR or `STDERR_READ` answers without
+/// their framing). Only a translation to an older version changes the
+/// form: AddToStoreNar's NAR goes framed (1.23), as `STDERR_READ` answers
+/// (1.21, 1.22) or inline (older) alike; AddToStore's framed upload below
+/// 1.25 is an inline NAR, which for a flat file is the NAR of that one
+/// regular file, as Nix's client sends it.
+fn reupload(request: &Request, payload: &[u8], form: Upload) -> Vec<u8> {
+    let flat = matches!(
+        request,
+        Request::AddToStore {
+            args: AddToStoreArgs::Ca { method, .. },
+            ..
+        } if !method.0.starts_with("fixed:r:")
+    );
+    let mut upload = Writer::new();
+    match form {
+        Upload::None | Upload::StderrReadAnswers => {}
+        Upload::Framed => encode_framed(&mut upload, payload, FRAME_CHUNK),
+        Upload::InlineNar if flat => {
+            upload.raw(&NarWriter::new().regular(false, payload).finish());
+        }
+        Upload::InlineNar => {
+            upload.raw(payload);
+        }
+    }
+    upload.into_bytes()
+}
+
 /// The client's handshake pieces after the hello, for a version other than
-/// the recorded one: the recorded values of the pieces that version has.
-fn rest_for(plan: &ConnPlan, version: ProtocolVersion) -> Vec<u8> {
+/// the recorded one: the recorded values of the pieces that version has,
+/// with a note for the version and for each recorded value it cannot carry.
+fn rest_for(
+    plan: &ConnPlan,
+    recorded: Option<ProtocolVersion>,
+    version: ProtocolVersion,
+) -> (Vec<u8>, Vec<Translation>) {
     let mut features = FeatureList(Vec::new());
     let mut affinity = Affinity::default();
     let mut reserve = 0;
@@ -431,21 +505,62 @@ fn rest_for(plan: &ConnPlan, version: ProtocolVersion) -> Vec<u8> {
             _ => {}
         }
     }
+    let mut notes = Vec::new();
+    if let Some(recorded) = recorded {
+        notes.push(handshake_note(
+            "version",
+            Action::Converted,
+            format!(
+                "the recording ran at protocol {recorded}; the target speaks {version}, so the \
+                 connection runs at {version} and its requests are sent in that version's form"
+            ),
+        ));
+    }
+    let mut dropped = |field: &str, minor: u8, value: String| {
+        notes.push(handshake_note(
+            field,
+            Action::Dropped,
+            format!("added in protocol 1.{minor}; not sent at {version} ({value})"),
+        ));
+    };
     let mut pieces = Vec::new();
     if version.at_least(38) {
         pieces.push(HandshakePiece::ClientFeatures { features });
+    } else if !features.0.is_empty() {
+        dropped("clientFeatures", 38, show_features(&features.0));
     }
     if version.at_least(14) {
         pieces.push(HandshakePiece::ClientAffinity(affinity));
+    } else if affinity != Affinity::default() {
+        dropped("affinity", 14, format!("{affinity:?}"));
     }
     if version.at_least(11) {
         pieces.push(HandshakePiece::ClientReserveSpace { value: reserve });
+    } else if reserve != 0 {
+        dropped("reserveSpace", 11, reserve.to_string());
     }
     let mut w = Writer::new();
     for piece in &pieces {
         piece.encode(&mut w);
     }
-    w.into_bytes()
+    (w.into_bytes(), notes)
+}
+
+fn handshake_note(field: &str, action: Action, detail: String) -> Translation {
+    Translation {
+        subject: "handshake".to_owned(),
+        field: field.to_owned(),
+        action,
+        detail,
+    }
+}
+
+fn show_features(features: &[String]) -> String {
+    if features.is_empty() {
+        "(none)".to_owned()
+    } else {
+        features.join(", ")
+    }
 }
 
 pub(crate) fn show_duration(d: Duration) -> String {
@@ -453,5 +568,59 @@ pub(crate) fn show_duration(d: Duration) -> String {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nixcap_wire::framed::decode_framed;
+    use nixcap_wire::nar::{parse_nar, NarNodeKind, NarOptions};
+    use nixcap_wire::types::ContentAddressMethodWithAlgo;
+
+    use super::*;
+
+    fn add_to_store(method: &str) -> Request {
+        Request::AddToStore {
+            name: "x".to_owned(),
+            args: AddToStoreArgs::Ca {
+                method: ContentAddressMethodWithAlgo(method.to_owned()),
+                references: Vec::new(),
+                repair: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_flat_file_goes_inline_as_the_nar_of_one_regular_file() {
+        let contents = b"hello\n".repeat(3);
+        let upload = reupload(&add_to_store("fixed:sha256"), &contents, Upload::InlineNar);
+        let nar = parse_nar(&upload, NarOptions::default()).expect("a NAR");
+        assert_eq!(nar.len, upload.len() as u64);
+        assert_eq!(nar.nodes.len(), 1);
+        assert!(nar.nodes[0].path.as_bytes().is_empty());
+        assert_eq!(
+            nar.nodes[0].kind,
+            NarNodeKind::Regular {
+                executable: false,
+                size: contents.len() as u64
+            }
+        );
+    }
+
+    #[test]
+    fn a_nar_goes_inline_unchanged_and_framed_in_frames() {
+        let nar = NarWriter::new().regular(true, b"#!/bin/sh\n").finish();
+        let inline = reupload(&add_to_store("fixed:r:sha256"), &nar, Upload::InlineNar);
+        assert_eq!(inline, nar);
+        let big = vec![7u8; FRAME_CHUNK * 2 + 5];
+        let framed = reupload(&add_to_store("fixed:r:sha256"), &big, Upload::Framed);
+        assert_eq!(decode_framed(&framed), Some((big, framed.len())));
+        // As STDERR_READ answers the payload is sent on request, not here.
+        assert!(reupload(
+            &add_to_store("fixed:r:sha256"),
+            &nar,
+            Upload::StderrReadAnswers
+        )
+        .is_empty());
     }
 }

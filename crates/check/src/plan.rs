@@ -52,6 +52,9 @@ pub(crate) struct OpPlan {
     pub upload: Vec<u8>,
     /// The data of every `STDERR_READ` answer, joined.
     pub read_data: Vec<u8>,
+    /// The payload of the upload (framed data, inline NAR or `STDERR_READ`
+    /// answers) without its framing, for re-sending it in another form.
+    pub payload: Vec<u8>,
     /// When the recorded request was complete.
     pub start_nanos: u64,
     /// When the recorded op's last event was complete.
@@ -146,6 +149,7 @@ fn plan_connection(connection: &DecodedConnection, client: &[u8]) -> ConnPlan {
             request_bytes: Vec::new(),
             upload: Vec::new(),
             read_data: Vec::new(),
+            payload: Vec::new(),
             start_nanos: exchange.start_nanos,
             end_nanos: exchange.end_nanos,
         };
@@ -159,12 +163,16 @@ fn plan_connection(connection: &DecodedConnection, client: &[u8]) -> ConnPlan {
             match &event.kind {
                 EventKind::Request { .. } => op_plan.request_bytes.extend_from_slice(bytes),
                 EventKind::ReadAnswer { data, .. } => {
-                    op_plan.read_data.extend_from_slice(data.as_bytes())
+                    op_plan.read_data.extend_from_slice(data.as_bytes());
+                    op_plan.payload.extend_from_slice(data.as_bytes());
                 }
-                EventKind::FramedHeader { .. }
-                | EventKind::FramedData { .. }
-                | EventKind::FramedEnd { .. }
-                | EventKind::NarData { .. } => op_plan.upload.extend_from_slice(bytes),
+                EventKind::FramedData { data, .. } | EventKind::NarData { data, .. } => {
+                    op_plan.upload.extend_from_slice(bytes);
+                    op_plan.payload.extend_from_slice(data.as_bytes());
+                }
+                EventKind::FramedHeader { .. } | EventKind::FramedEnd { .. } => {
+                    op_plan.upload.extend_from_slice(bytes)
+                }
                 _ => upload_cut = true,
             }
         }

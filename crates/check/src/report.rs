@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use nixcap_wire::translate::Translation;
 use serde::Serialize;
 
 /// What kind of problem a connection ran into.
@@ -26,7 +27,7 @@ pub enum ProblemKind {
     /// Reading or writing the socket failed otherwise.
     Io,
     /// The capture holds something that cannot be played (undecoded
-    /// requests, an op that needs re-encoding for the target's version).
+    /// requests, a request the target's older version cannot express).
     Unplayable,
     /// `--setup` could not import a store object.
     Setup,
@@ -69,6 +70,30 @@ impl fmt::Display for Problem {
             (None, None) => {}
         }
         write!(f, ": {}", self.message)
+    }
+}
+
+/// One change made to what was sent, so that a target of another protocol
+/// version could take it: the change from `nixcap_wire::translate` (subject,
+/// field, action, detail) with the connection and op it was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranslationNote {
+    /// The recorded connection's id.
+    pub conn: u64,
+    /// The op's number in the connection; none for the handshake.
+    pub seq: Option<u64>,
+    /// The change.
+    #[serde(flatten)]
+    pub change: Translation,
+}
+
+impl TranslationNote {
+    fn place(&self) -> String {
+        match self.seq {
+            Some(seq) => format!("conn {} · op {seq}", self.conn),
+            None => format!("conn {}", self.conn),
+        }
     }
 }
 
@@ -118,6 +143,10 @@ pub struct CheckReport {
     pub ops_recorded: usize,
     /// What `--setup` did, if it ran.
     pub setup: Option<SetupSummary>,
+    /// How the handshake and requests were re-expressed for a target that
+    /// negotiated other than the recording (an older protocol, fewer
+    /// features), by connection and op.
+    pub translations: Vec<TranslationNote>,
     /// What went wrong on the way, by connection and op.
     pub problems: Vec<Problem>,
     /// The comparison of the recorded answers (A) with the target's (B).
@@ -166,6 +195,22 @@ impl fmt::Display for CheckReport {
                 setup.present.len(),
                 setup.missing.len()
             )?;
+        }
+        if !self.translations.is_empty() {
+            // The same change made on many connections or ops is one line.
+            let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+            for note in &self.translations {
+                let text = note.change.to_string();
+                match lines.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, places)) => places.push(note.place()),
+                    None => lines.push((text, vec![note.place()])),
+                }
+            }
+            writeln!(f)?;
+            writeln!(f, "translated for the target's protocol:")?;
+            for (text, places) in lines {
+                writeln!(f, "  {text} — {}", places.join(", "))?;
+            }
         }
         if !self.problems.is_empty() {
             writeln!(f)?;

@@ -21,7 +21,9 @@ use crate::exit;
 #[command(after_help = "\
 Each recorded connection is played against the target: the recorded handshake, then every \
 request with its upload; the target's answers are compared with the recorded ones as \
-`nixcap diff` compares two captures (A is the recording, B the target). The check writes to \
+`nixcap diff` compares two captures (A is the recording, B the target). A target that speaks \
+an older protocol than the recording gets the handshake and requests in its version's form; the \
+report lists each change under \"translated for the target's protocol\". The check writes to \
 the target's store: use a daemon on a private store.
 
 Exit status, as diff(1): 0 when the target answered as recorded, 1 when its answers differ or \

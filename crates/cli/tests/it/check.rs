@@ -1,6 +1,8 @@
 //! `nixcap check`: a committed capture played against a fresh real daemon
 //! of its version (exit 0, "verdict: same"), against a newer daemon (exit 1,
-//! the handshake differences in text and JSON), against the system daemon's
+//! the handshake differences in text and JSON), against an older daemon
+//! (played at its protocol, the translation in text and JSON), against the
+//! system daemon's
 //! socket (refused, exit 2) and against nothing (exit 2). `--save` writes the
 //! target's session as a capture that `nixcap diff` reads. Needs real Nix for
 //! the first two: skips without it, fails under `NIXCAP_REQUIRE_NIX=1`.
@@ -104,6 +106,79 @@ fn check_against_a_newer_daemon_reports_its_differences() {
         "handshake.daemonVersion"
     );
     assert_eq!(report["diff"]["connections"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn check_against_an_older_daemon_translates_and_says_so() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    // A 2.34 build (protocol 1.38) against Nix 2.8, which speaks 1.34.
+    let recorded = capture("nix-2.34", "build.nixcap");
+    let daemon = peer.start_daemon(DaemonOptions::new());
+    let target = format!("unix://{}", daemon.socket_path().display());
+    let out = nixcap(&["check", &recorded, "--against", &target]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("10 of 10 recorded ops sent"), "{text}");
+    assert!(text.contains("(Nix 2.8.0, protocol 1.34)"), "{text}");
+    assert!(
+        text.contains("translated for the target's protocol:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "handshake version: converted (the recording ran at protocol 1.38; the target speaks 1.34"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(" — conn 1\n"), "{text}");
+    assert!(
+        text.contains("handshake.negotiatedVersion \"1.38\" → \"1.34\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "handshake.trust \"trusted\" → \"(not sent)\"  (the daemon says whether it trusts the client from protocol 1.35)"
+        ),
+        "{text}"
+    );
+    // What Nix 2.8 answers differently: its build logs no progress results.
+    assert!(text.contains("conn 1 · op 6 BuildPaths"), "{text}");
+    assert!(text.contains("\"resultType\":105"), "{text}");
+    assert!(text.contains("verdict: different"), "{text}");
+
+    let daemon = peer.start_daemon(DaemonOptions::new());
+    let target = format!("unix://{}", daemon.socket_path().display());
+    let out = nixcap(&["check", &recorded, "--against", &target, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "different");
+    assert_eq!(report["targetProtocols"], serde_json::json!(["1.34"]));
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0);
+    let translations = report["translations"].as_array().unwrap();
+    assert_eq!(translations.len(), 1, "{translations:?}");
+    let note = &translations[0];
+    assert_eq!(note["conn"], 1);
+    assert_eq!(note["seq"], Value::Null);
+    assert_eq!(note["subject"], "handshake");
+    assert_eq!(note["field"], "version");
+    assert_eq!(note["action"], "converted");
+    assert!(
+        note["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the recording ran at protocol 1.38; the target speaks 1.34"),
+        "{note}"
+    );
+    let ops = report["diff"]["connections"][0]["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0]["op"], "BuildPaths");
 }
 
 #[test]
