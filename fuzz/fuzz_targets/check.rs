@@ -1,8 +1,11 @@
 //! Fuzz target for `nixcap check`'s player: the input is everything the
 //! target daemon sends on the first connection of a committed capture
 //! (Nix 2.26's `path-info`: SetOptions, AddToStore with framed uploads,
-//! QueryMissing, QueryPathInfo, BuildPaths…). Playing must end with the
-//! problems found, never a panic or a hang.
+//! QueryMissing, QueryPathInfo, BuildPaths…). The capture is at protocol
+//! 1.38, so a daemon hello of an older minor (as in the seeds from Nix 2.8
+//! daemons) makes the checker rebuild the handshake and translate each
+//! request and upload for that minor. Playing must end with the problems
+//! found, never a panic or a hang.
 
 #![no_main]
 

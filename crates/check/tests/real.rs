@@ -449,3 +449,62 @@ fn nix_2_34_captures_against_a_2_26_daemon_show_the_known_differences_only() {
         newer_logs: Some(NewerSide::Recorded),
     });
 }
+
+#[test]
+fn setup_against_a_newer_daemon_lists_what_it_cannot_import_and_changes_nothing_else() {
+    let Some(peer) = peer_or_skip(NixVersion::V2_34) else {
+        return;
+    };
+    // No committed capture needs --setup: each was recorded from an empty
+    // store, and no NAR crossed the wire (clients of a unix:// store read
+    // store files from disk). So the setup finds the paths that
+    // QueryPathInfo answered about, none of them importable, and the check
+    // reports what it reports without it.
+    let daemon = peer.start_daemon(DaemonOptions::new());
+    let recorded = load("nix-2.8", "path-info.nixcap");
+    let mut asked: Vec<String> = recorded
+        .connections
+        .iter()
+        .flat_map(|c| &c.exchanges)
+        .filter_map(|e| match (&e.request, &e.outcome) {
+            (
+                Some(nixcap_wire::ops::Request::QueryPathInfo { path }),
+                nixcap_view::Outcome::Reply(nixcap_wire::ops::Reply::QueryPathInfo {
+                    info: Some(_),
+                }),
+            ) => Some(path.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    asked.sort();
+    asked.dedup();
+    assert!(!asked.is_empty());
+    let options = Options::default()
+        .with_timeout(Duration::from_secs(60))
+        .with_setup(true);
+    let target = format!("unix://{}", daemon.socket_path().display());
+    let report = check(&recorded, &target, &options).unwrap().report;
+    let setup = report.setup.clone().unwrap();
+    assert!(setup.imported.is_empty(), "{report}");
+    assert!(setup.present.is_empty(), "{report}");
+    let mut missing = setup.missing.clone();
+    missing.sort();
+    assert_eq!(missing, asked, "{report}");
+    assert!(report.problems.is_empty(), "{report}");
+    assert!(
+        report.to_string().contains(&format!(
+            "setup: 0 store paths imported, 0 already present, {} not importable",
+            asked.len()
+        )),
+        "{report}"
+    );
+    assert_eq!(report.verdict, Verdict::Different, "{report}");
+    let differing: Vec<&str> = report
+        .diff
+        .connections
+        .iter()
+        .flat_map(|c| &c.ops)
+        .map(|op| op.op.as_str())
+        .collect();
+    assert_eq!(differing, ["BuildPaths"], "{report}");
+}
