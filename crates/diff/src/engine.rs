@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use nixcap_view::display::{key_argument, serve_request_summary};
 use nixcap_view::normalise::{self, Normaliser, DURATION_KEYS, TIMESTAMP_KEYS};
 use nixcap_view::{DecodedCapture, DecodedConnection, Outcome, SessionInfo};
 use serde_json::{Map, Value};
@@ -118,8 +119,8 @@ fn conn_view(connection: &DecodedConnection, options: &Options) -> ConnView {
         let key = exchange
             .request
             .as_ref()
-            .and_then(|r| r.key_argument())
-            .or_else(|| exchange.serve_request.as_ref().map(|r| r.summary()));
+            .and_then(key_argument)
+            .or_else(|| exchange.serve_request.as_ref().map(serve_request_summary));
         ops.push(OpView {
             seq: exchange.seq,
             family: op_family(&op).to_owned(),

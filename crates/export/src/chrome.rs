@@ -35,6 +35,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 
 use nixcap_capture::{CloseReason, ConnectionClosed, ConnectionOpened, ReadError};
+use nixcap_view::display::{key_argument, reply_summary};
 use nixcap_view::stream::{EventStream, StreamItem};
 use nixcap_wire::handshake::HandshakePiece;
 use nixcap_wire::session::{Direction, Event, EventKind};
@@ -254,7 +255,7 @@ impl<W: Write> Exporter<W> {
                 let name = request.op().name().to_owned();
                 let mut args = Map::new();
                 args.insert("seq".into(), Value::from(*seq));
-                if let Some(key) = request.key_argument() {
+                if let Some(key) = key_argument(request) {
                     args.insert("argument".into(), Value::from(key));
                 }
                 self.sink.event(&json!({
@@ -274,7 +275,7 @@ impl<W: Write> Exporter<W> {
             EventKind::Reply { seq, reply }
                 if conn.op.as_ref().is_some_and(|op| op.seq == *seq) =>
             {
-                self.end_op(conn_id, t, json!({ "reply": reply.summary() }))?;
+                self.end_op(conn_id, t, json!({ "reply": reply_summary(reply) }))?;
             }
             EventKind::Stderr { seq, message } => {
                 if let StderrMessage::Error(error) = message {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use nixcap_view::display::clean;
+use nixcap_view::display::{clean, reply_summary, serve_reply_summary};
 use nixcap_view::{DecodedCapture, Outcome};
 use serde_json::Value;
 
@@ -89,13 +89,15 @@ pub fn op_rows(capture: &DecodedCapture, name: &str) -> Vec<OpRow> {
             .map(|v| v.to_string_lossy().into_owned());
         for exchange in &connection.exchanges {
             let (status, result, error) = match &exchange.outcome {
-                Outcome::Reply(reply) => ("ok", Some(clean(&reply.summary())), None),
+                Outcome::Reply(reply) => ("ok", Some(clean(&reply_summary(reply))), None),
                 Outcome::Error(info) => (
                     "error",
                     None,
                     Some(clean(&info.message().to_string_lossy())),
                 ),
-                Outcome::ServeReply(reply) => ("ok", Some(clean(&reply.summary())), None),
+                Outcome::ServeReply(reply) => {
+                    ("ok", Some(clean(&serve_reply_summary(reply))), None)
+                }
                 Outcome::Downloaded => ("ok", None, None),
                 Outcome::Unfinished => ("unfinished", None, None),
             };

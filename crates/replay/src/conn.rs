@@ -455,7 +455,7 @@ impl Live {
                 connection: self.id,
                 seq,
                 op: request.op().name().to_owned(),
-                key_argument: request.key_argument(),
+                key_argument: nixcap_view::display::key_argument(request),
                 how,
             })
         });
@@ -640,7 +640,7 @@ impl Live {
             self.verbosity = settings.verbosity;
         }
         let key = neutral_key(&request, &negotiated);
-        let key_argument = request.key_argument();
+        let key_argument = nixcap_view::display::key_argument(&request);
         let mut found = self.shared.lock_matcher().find(live, &key);
         let mut derived = None;
         if found.is_none() && self.translating {

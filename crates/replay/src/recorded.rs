@@ -8,6 +8,7 @@
 //! error) go with the op before them.
 
 use nixcap_capture::Direction as CaptureDirection;
+use nixcap_view::display::key_argument;
 use nixcap_view::{DecodedCapture, DecodedConnection};
 use nixcap_wire::handshake::{HandshakePiece, Trust};
 use nixcap_wire::ops::{Op, Reply, Request};
@@ -180,7 +181,7 @@ fn prepare(connection: &DecodedConnection, daemon: &[u8]) -> RecConn {
                     .unwrap_or_else(|| Negotiated::new(ProtocolVersion::MIN));
                 let (key, key_argument) = match (&exchange.request, &exchange.serve_request) {
                     (Some(request), _) => {
-                        (neutral_key(request, &negotiated), request.key_argument())
+                        (neutral_key(request, &negotiated), key_argument(request))
                     }
                     (None, Some(request)) => (serve_key(request), serve_key_argument(request)),
                     (None, None) => (Value::Null, None),

@@ -1,8 +1,13 @@
 //! Short, safe text shared by every view of a capture (`show`, `diff`,
 //! `replay` reports, exports): capture text cleaned of terminal escapes,
-//! and store paths shortened for one-line displays.
+//! store paths shortened for one-line displays, and the one-line displays
+//! of requests and replies (`ops.rs`).
 
 use std::fmt::Write as _;
+
+mod ops;
+
+pub use ops::{key_argument, reply_summary, serve_reply_summary, serve_request_summary};
 
 /// Removes ANSI escape sequences and shows other control characters as
 /// escapes, so capture contents cannot drive the terminal. Newlines and

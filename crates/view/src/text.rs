@@ -27,6 +27,7 @@ use serde_json::Value;
 
 mod describe;
 
+use crate::display::{key_argument, reply_summary, serve_reply_summary, serve_request_summary};
 use crate::{DecodedCapture, DecodedConnection, Exchange, Outcome};
 
 /// Kept here too for callers of the text view; they live in [`crate::display`].
@@ -488,12 +489,12 @@ impl Renderer<'_> {
         self.prefix(&connection.conn.to_string(), exchange.start_nanos);
         self.push_str(&format!("#{} ", exchange.seq));
         self.paint(BOLD, &exchange.op_name());
-        if let Some(key) = exchange.request.as_ref().and_then(|r| r.key_argument()) {
+        if let Some(key) = exchange.request.as_ref().and_then(key_argument) {
             self.push_str(" ");
             self.push_str(&shorten_store_paths(&clean(&key)));
         }
         if let Some(request) = &exchange.serve_request {
-            let summary = request.summary();
+            let summary = serve_request_summary(request);
             let args = summary
                 .strip_prefix(&exchange.op_name())
                 .unwrap_or(&summary)
@@ -506,7 +507,7 @@ impl Renderer<'_> {
         self.push_str(" → ");
         match &exchange.outcome {
             Outcome::Reply(reply) => {
-                let summary = shorten_store_paths(&clean(&reply.summary()));
+                let summary = shorten_store_paths(&clean(&reply_summary(reply)));
                 self.push_str(&summary);
             }
             Outcome::Error(error) => {
@@ -514,7 +515,7 @@ impl Renderer<'_> {
                 self.paint(RED, &text);
             }
             Outcome::ServeReply(reply) => {
-                let summary = shorten_store_paths(&clean(&reply.summary()));
+                let summary = shorten_store_paths(&clean(&serve_reply_summary(reply)));
                 self.push_str(&summary);
             }
             Outcome::Downloaded => {

@@ -9,7 +9,6 @@
 //! it. Replies follow the stderr phase; [`Reply`] holds only the fields
 //! after STDERR_LAST, so NarFromPath's NAR is not part of it.
 
-mod display;
 mod op;
 mod reply;
 mod request;

@@ -468,7 +468,7 @@ fn truncate_in_op(capture: &mut Capture, op: &str) -> String {
             return exchange
                 .request
                 .as_ref()
-                .and_then(|r| r.key_argument())
+                .and_then(nixcap_view::display::key_argument)
                 .unwrap_or_default();
         }
     }

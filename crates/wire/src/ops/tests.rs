@@ -756,49 +756,6 @@ fn set_options_verbose_build_is_a_verbosity() {
     assert!(s.verbose_build_on());
 }
 
-#[test]
-fn key_arguments_and_summaries_read_well() {
-    let n = Negotiated::new(ProtocolVersion::LATEST);
-    let request = Request::QueryPathInfo { path: sp("foo") };
-    assert_eq!(request.key_argument(), Some(sp("foo").0));
-    let request = Request::QueryValidPaths {
-        paths: vec![sp("a"), sp("b"), sp("c")],
-        substitute: false,
-    };
-    assert_eq!(request.key_argument().as_deref(), Some("3 paths"));
-    let request = Request::BuildPaths {
-        paths: vec![DerivedPath::Built {
-            drv_path: sp("x.drv"),
-            outputs: OutputsSpec::All,
-        }],
-        mode: BuildMode::Normal,
-    };
-    assert_eq!(request.key_argument(), Some(format!("{}!*", sp("x.drv"))));
-    assert_eq!(Request::SyncWithGC {}.key_argument(), None);
-
-    let reply = Reply::QueryPathInfo {
-        info: Some(path_info(&n)),
-    };
-    assert_eq!(reply.summary(), "valid, narSize 1234");
-    assert_eq!(Reply::QueryPathInfo { info: None }.summary(), "invalid");
-    assert_eq!(
-        Reply::QueryValidPaths {
-            paths: vec![sp("a")]
-        }
-        .summary(),
-        "1 path"
-    );
-    assert_eq!(Reply::BuildPaths { result: 1 }.summary(), "ok");
-    assert_eq!(Reply::SetOptions {}.summary(), "ok");
-    let failed = Reply::BuildDerivation {
-        result: build_result(&n, BuildStatus::PermanentFailure),
-    };
-    assert_eq!(failed.summary(), "PermanentFailure: builder failed");
-    for reply in replies(&n) {
-        assert!(!reply.summary().is_empty(), "{reply:?}");
-    }
-}
-
 proptest! {
     /// Whatever decodes from a mutated encoding re-encodes to exactly the
     /// bytes it consumed, and nothing panics.

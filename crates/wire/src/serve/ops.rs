@@ -353,53 +353,6 @@ impl ServeRequest {
             }
         }
     }
-
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
-        let paths = |paths: &[StorePath]| match paths {
-            [] => "no paths".to_owned(),
-            [one] => one.as_str().to_owned(),
-            [first, rest @ ..] => format!("{} and {} more", first.as_str(), rest.len()),
-        };
-        match self {
-            ServeRequest::QueryValidPaths {
-                lock,
-                substitute,
-                paths: p,
-            } => format!(
-                "QueryValidPaths {} (lock {lock}, substitute {substitute})",
-                paths(p)
-            ),
-            ServeRequest::QueryPathInfos { paths: p } => format!("QueryPathInfos {}", paths(p)),
-            ServeRequest::DumpStorePath { path } => format!("DumpStorePath {}", path.as_str()),
-            ServeRequest::ImportPaths => "ImportPaths".to_owned(),
-            ServeRequest::ExportPaths { paths: p, .. } => format!("ExportPaths {}", paths(p)),
-            ServeRequest::BuildPaths { paths: p, .. } => {
-                let first = p.first().map(|s| s.to_string_lossy().into_owned());
-                match (first, p.len()) {
-                    (None, _) => "BuildPaths no paths".to_owned(),
-                    (Some(first), 1) => format!("BuildPaths {first}"),
-                    (Some(first), n) => format!("BuildPaths {first} and {} more", n - 1),
-                }
-            }
-            ServeRequest::QueryClosure {
-                include_outputs,
-                paths: p,
-            } => format!(
-                "QueryClosure {} (include outputs {include_outputs})",
-                paths(p)
-            ),
-            ServeRequest::BuildDerivation { drv_path, .. } => {
-                format!("BuildDerivation {}", drv_path.as_str())
-            }
-            ServeRequest::AddToStoreNar(add) => format!(
-                "AddToStoreNar {} ({} NAR bytes)",
-                add.path.as_str(),
-                add.nar_size
-            ),
-            ServeRequest::Unknown { word } => format!("unknown serve command {word}"),
-        }
-    }
 }
 
 /// The server's answer to a command (the whole reply, except for
@@ -513,27 +466,6 @@ impl ServeReply {
                 }
             }
             ServeReply::BuildResult { result } => encode_build_result(result, w, version),
-        }
-    }
-
-    /// A one-line summary for transcripts.
-    pub fn summary(&self) -> String {
-        match self {
-            ServeReply::Paths { paths } => format!("{} path(s)", paths.len()),
-            ServeReply::PathInfos { infos } => format!("{} path info(s)", infos.len()),
-            ServeReply::Done { status } => format!("done ({status})"),
-            ServeReply::BuildStatus {
-                status: 0,
-                error_msg: None,
-            } => "built".to_owned(),
-            ServeReply::BuildStatus { status, error_msg } => format!(
-                "failed with status {status}: {}",
-                error_msg
-                    .as_ref()
-                    .map(|m| m.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            ServeReply::BuildResult { result } => format!("{:?}", result.status),
         }
     }
 }
