@@ -13,6 +13,11 @@
 //! - `replay_match`: the client side of every real connection of
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
 //!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
+//! - `replay_stdio`: the client side of every real connection of
+//!   `testdata/real-sessions` and of every fixture connection of
+//!   `testdata/captures` (from the `fuzz_seeds` example of `nixcap-capture`,
+//!   `clients`), behind the byte that picks the fixtures of the client's Nix
+//!   version (see `fuzz/fuzz_targets/replay_stdio.rs`);
 //! - `client`, `check`: what real daemons sent on each connection of
 //!   `testdata/real-sessions`;
 //! - `serve_session`: a connection using every serve command at each minor
@@ -37,6 +42,7 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("nar", None),
     ("capture_read", Some(65536)),
     ("replay_match", Some(65536)),
+    ("replay_stdio", Some(65536)),
     ("client", Some(65536)),
     ("check", Some(65536)),
     ("timeline", Some(65536)),
@@ -171,29 +177,19 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 write(&dest, &bytes)?;
             }
             // Captures with store objects (format 1.1), which testdata lacks.
-            run_seed_example("nixcap-capture", &[], corpus)?;
+            run_seed_example("nixcap-capture", &[], corpus, &[])?;
         }
         "stitch" => {
-            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args([
-                    "run",
-                    "-q",
-                    "-p",
-                    "nixcap-capture",
-                    "--example",
-                    "fuzz_seeds",
-                    "--",
-                ])
-                .arg(corpus)
-                .arg("sets")
-                .current_dir(crate::workspace_root())
-                .status()
-                .context("running the fuzz_seeds example of nixcap-capture")?;
-            if !status.success() {
-                bail!("the fuzz_seeds example of nixcap-capture failed ({status})");
-            }
+            run_seed_example("nixcap-capture", &[], corpus, &["sets"])?;
         }
-        "replay_match" => {
+        "replay_match" | "replay_stdio" => {
+            // `replay_match`: servers 0–2 serve Nix 2.8, 3–5 Nix 2.26, 6–8
+            // Nix 2.34 (strict, keyed, reuse each); `replay_stdio`: 0, 1, 2.
+            let (stride, modes) = if target == "replay_match" {
+                (3, 3)
+            } else {
+                (1, 1)
+            };
             for file in files_in(&testdata.join("real-sessions"))? {
                 let name = file
                     .file_name()
@@ -202,18 +198,15 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                 let Some(stem) = name.strip_suffix(".nxsess.zst") else {
                     continue;
                 };
-                // The replay server of the client's version: servers 0–2
-                // serve Nix 2.8, 3–5 Nix 2.26, 6–8 Nix 2.34 (strict, keyed,
-                // reuse each).
                 let client = stem.strip_prefix("probe-").unwrap_or(stem);
-                let first_server: u8 =
-                    if client.contains("2.8.0") && !client.starts_with("client-2.34") {
-                        0
-                    } else if client.contains("2.26") {
-                        3
-                    } else {
-                        6
-                    };
+                let version: u8 = if client.contains("2.8.0") && !client.starts_with("client-2.34")
+                {
+                    0
+                } else if client.contains("2.26") {
+                    1
+                } else {
+                    2
+                };
                 for (index, connection) in load_session(&file)?.into_iter().enumerate() {
                     let client_bytes: Vec<u8> = connection
                         .iter()
@@ -223,8 +216,8 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                     if client_bytes.len() + 1 > MAX_SEED_LEN {
                         continue;
                     }
-                    for mode in 0..3 {
-                        let mut input = vec![first_server + mode];
+                    for mode in 0..modes {
+                        let mut input = vec![version * stride + mode];
                         input.extend_from_slice(&client_bytes);
                         write(
                             &corpus.join(format!("seed-{stem}-{index:03}-{mode}")),
@@ -232,6 +225,11 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                         )?;
                     }
                 }
+            }
+            if target == "replay_stdio" {
+                let captures = testdata.join("captures");
+                let captures = captures.to_string_lossy();
+                run_seed_example("nixcap-capture", &[], corpus, &["clients", &captures])?;
             }
         }
         "client" | "check" => {
@@ -263,7 +261,7 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
         "serve_session" => {
             // Connections of every serve command at each minor, built by the
             // codec's encoders (no serve transcripts are in testdata).
-            run_seed_example("nixcap-wire", &["--features", "fuzzing"], corpus)?;
+            run_seed_example("nixcap-wire", &["--features", "fuzzing"], corpus, &[])?;
         }
         other => bail!("no seeds known for `{other}`"),
     }
@@ -271,13 +269,19 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
 }
 
 /// Runs the `fuzz_seeds` example of `package` (with `flags`), which writes
-/// its seeds into `corpus`.
-fn run_seed_example(package: &str, flags: &[&str], corpus: &Path) -> anyhow::Result<()> {
+/// its seeds into `corpus` (with `args` after it).
+fn run_seed_example(
+    package: &str,
+    flags: &[&str],
+    corpus: &Path,
+    args: &[&str],
+) -> anyhow::Result<()> {
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["run", "-q", "-p", package])
         .args(flags)
         .args(["--example", "fuzz_seeds", "--"])
         .arg(corpus)
+        .args(args)
         .current_dir(crate::workspace_root())
         .status()
         .with_context(|| format!("running the fuzz_seeds example of {package}"))?;

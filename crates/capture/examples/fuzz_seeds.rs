@@ -12,6 +12,12 @@
 //! rotated sets of three files (captures separated by `\xffSET`) whose
 //! connections continue across the files, linked by `link` and `segment`
 //! metadata, one complete and one with its middle file missing.
+//!
+//! With `clients CAPTURES` after DIR, it writes seeds for the `replay_stdio`
+//! target: the client side of every connection of every fixture under
+//! CAPTURES (`testdata/captures`), behind the byte that picks the fixtures
+//! of that connection's Nix version (0: `nix-2.8`, 1: `nix-2.26`, 2:
+//! `nix-2.34`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -120,6 +126,46 @@ fn set(files: &[u64]) -> Result<Vec<u8>, WriteError> {
     Ok(out)
 }
 
+/// The fixture directories of the `replay_stdio` target, in the order its
+/// first input byte picks them.
+const STDIO_VERSIONS: [&str; 3] = ["nix-2.8", "nix-2.26", "nix-2.34"];
+
+/// Writes the `replay_stdio` seeds of the fixtures under `captures` into
+/// `dir`; returns how many.
+fn client_seeds(dir: &std::path::Path, captures: &std::path::Path) -> Result<usize, String> {
+    let mut written = 0;
+    for (index, version) in STDIO_VERSIONS.iter().enumerate() {
+        let version_dir = captures.join(version);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&version_dir)
+            .map_err(|e| format!("listing {}: {e}", version_dir.display()))?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "nixcap"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let capture = nixcap_capture::read_capture_file(&path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for connection in &capture.connections {
+                let mut input = vec![index as u8];
+                input.extend(connection.stream(Direction::ClientToServer));
+                if input.len() > 65536 {
+                    continue;
+                }
+                let seed = dir.join(format!("seed-{version}-{stem}-{}", connection.conn));
+                std::fs::write(&seed, input)
+                    .map_err(|e| format!("writing {}: {e}", seed.display()))?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
+}
+
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         eprintln!("usage: fuzz_seeds DIR");
@@ -128,6 +174,19 @@ fn main() -> ExitCode {
     if let Err(error) = std::fs::create_dir_all(&dir) {
         eprintln!("fuzz_seeds: creating {}: {error}", dir.display());
         return ExitCode::FAILURE;
+    }
+    if std::env::args_os().nth(2).is_some_and(|a| a == "clients") {
+        let Some(captures) = std::env::args_os().nth(3).map(PathBuf::from) else {
+            eprintln!("usage: fuzz_seeds DIR clients CAPTURES");
+            return ExitCode::from(2);
+        };
+        return match client_seeds(&dir, &captures) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("fuzz_seeds: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if std::env::args_os().nth(2).is_some_and(|a| a == "sets") {
         for (files, name) in [(&[0, 1, 2][..], "complete"), (&[0, 2][..], "gap")] {

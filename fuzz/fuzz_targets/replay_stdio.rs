@@ -1,0 +1,115 @@
+//! Fuzz target for the replayer's stdio sessions: the remote program of an
+//! SSH store (`nixcap replay --stdio`), which takes whatever arrives on its
+//! standard input. `nixcap_replay::serve_stdio` must answer an arbitrary
+//! byte stream, worker protocol (`ssh-ng://`) or serve protocol (`ssh://`),
+//! without panicking, and must return once that stream has ended.
+//!
+//! At start, every fixture capture of each Nix version (2.8, 2.26, 2.34) in
+//! `testdata/captures/` is read and merged into one capture per version, so
+//! that every recorded connection of either protocol is a candidate (the
+//! large `add-large` capture is left out: it would make each input decode a
+//! MiB). The first input byte picks the version; the rest is the client's
+//! whole standard input, after which it ends. The session must be over
+//! within a few seconds.
+//!
+//! Seed the corpus with the client side of real connections and of the
+//! fixtures' own connections (`cargo xtask fuzz replay_stdio` does), so that
+//! inputs start with a valid worker or serve handshake.
+
+#![no_main]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use nixcap_capture::Capture;
+use nixcap_replay::{serve_stdio, Options, StoreRoot};
+use nixcap_view::DecodedCapture;
+
+const VERSIONS: [&str; 3] = ["nix-2.8", "nix-2.26", "nix-2.34"];
+
+/// Fixtures left out of the merged captures (by file stem).
+const LEFT_OUT: [&str; 1] = ["add-large"];
+
+/// How long a session whose input has ended may go on.
+const HANG_LIMIT: Duration = Duration::from_secs(10);
+
+fn captures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures")
+}
+
+/// The bytes of every fixture capture of `version`, in name order.
+fn fixture_files(version: &str) -> Vec<Vec<u8>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(captures_dir().join(version))
+        .expect("reading the fixture directory")
+        .map(|entry| entry.expect("listing the fixtures").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "nixcap"))
+        .filter(|path| {
+            !path
+                .file_stem()
+                .is_some_and(|stem| LEFT_OUT.iter().any(|left| stem == *left))
+        })
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| std::fs::read(path).expect("reading a fixture"))
+        .collect()
+}
+
+/// The fixture captures of one version merged into one (connection ids
+/// renumbered so that they stay unique). Read again for every input: a
+/// session takes its capture by value.
+fn merged_capture(files: &[Vec<u8>]) -> Capture {
+    let mut merged: Option<Capture> = None;
+    let mut next_conn = 1;
+    for file in files {
+        let mut capture = nixcap_capture::read_capture(file.as_slice()).expect("reading a fixture");
+        for connection in &mut capture.connections {
+            connection.conn = next_conn;
+            next_conn += 1;
+        }
+        match &mut merged {
+            None => merged = Some(capture),
+            Some(all) => {
+                all.connections.extend(capture.connections);
+                all.store_objects.extend(capture.store_objects);
+            }
+        }
+    }
+    merged.expect("no fixture captures")
+}
+
+fn fixtures() -> &'static Vec<Vec<Vec<u8>>> {
+    static FIXTURES: OnceLock<Vec<Vec<Vec<u8>>>> = OnceLock::new();
+    FIXTURES.get_or_init(|| VERSIONS.iter().map(|v| fixture_files(v)).collect())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&select, input)) = data.split_first() else {
+        return;
+    };
+    let fixtures = fixtures();
+    let capture = merged_capture(&fixtures[usize::from(select) % fixtures.len()]);
+    let input = input.to_vec();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let decoded = DecodedCapture::new(capture);
+        let options = Options::default().store_root(StoreRoot::None);
+        // An error here is a refusal before the session starts (no
+        // handshake in the capture), which the fixtures never cause.
+        let result = serve_stdio(decoded, options, Cursor::new(input), std::io::sink());
+        let _ = done.send(result.map(|_| ()).map_err(|e| e.to_string()));
+    });
+    match finished.recv_timeout(HANG_LIMIT) {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => panic!("serve_stdio refused the fixtures: {error}"),
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("the stdio session went on for {HANG_LIMIT:?} after its input ended")
+        }
+        Err(RecvTimeoutError::Disconnected) => panic!("the stdio session's thread died"),
+    }
+});
