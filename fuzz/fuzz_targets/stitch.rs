@@ -38,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(stitched) = stitch(captures) {
         // Every joined connection's streams are whole byte strings.
         for connection in &stitched.capture.connections {
-            let _ = connection.stream(nixcap_capture::Direction::ClientToServer).len();
+            let _ = connection
+                .stream(nixcap_capture::Direction::ClientToServer)
+                .len();
         }
     }
 });

@@ -26,7 +26,9 @@ fn check(data: &[u8]) {
             if let EventKind::Stderr { message, .. } = &event.kind {
                 for parent in [false, true] {
                     if let Some(line) = internal_json::line(message, Style { parent }, None) {
-                        let json = line.strip_prefix(internal_json::PREFIX).expect("the prefix");
+                        let json = line
+                            .strip_prefix(internal_json::PREFIX)
+                            .expect("the prefix");
                         serde_json::from_str::<serde_json::Value>(json).expect("a JSON line");
                     }
                 }
