@@ -7,10 +7,10 @@
 //! At start, every fixture capture of each Nix version (2.8, 2.26, 2.34) in
 //! `testdata/captures/` is read and merged into one capture per version, so
 //! that every recorded connection of either protocol is a candidate (the
-//! large `add-large` capture is left out: it would make each input decode a
-//! MiB). The first input byte picks the version; the rest is the client's
-//! whole standard input, after which it ends. The session must be over
-//! within a few seconds.
+//! large `add-large` capture is left out: its MiB NAR would slow every
+//! input), and decoded once. The first input byte picks the version; the
+//! rest is the client's whole standard input, after which it ends. The
+//! session must be over within a few seconds.
 //!
 //! Seed the corpus with the client side of real connections and of the
 //! fixtures' own connections (`cargo xtask fuzz replay_stdio` does), so that
@@ -21,7 +21,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -41,8 +41,9 @@ fn captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures")
 }
 
-/// The bytes of every fixture capture of `version`, in name order.
-fn fixture_files(version: &str) -> Vec<Vec<u8>> {
+/// Every fixture capture of `version`, merged into one (connection ids
+/// renumbered so that they stay unique).
+fn merged_capture(version: &str) -> Capture {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(captures_dir().join(version))
         .expect("reading the fixture directory")
         .map(|entry| entry.expect("listing the fixtures").path())
@@ -54,20 +55,10 @@ fn fixture_files(version: &str) -> Vec<Vec<u8>> {
         })
         .collect();
     paths.sort();
-    paths
-        .iter()
-        .map(|path| std::fs::read(path).expect("reading a fixture"))
-        .collect()
-}
-
-/// The fixture captures of one version merged into one (connection ids
-/// renumbered so that they stay unique). Read again for every input: a
-/// session takes its capture by value.
-fn merged_capture(files: &[Vec<u8>]) -> Capture {
     let mut merged: Option<Capture> = None;
     let mut next_conn = 1;
-    for file in files {
-        let mut capture = nixcap_capture::read_capture(file.as_slice()).expect("reading a fixture");
+    for path in paths {
+        let mut capture = nixcap_capture::read_capture_file(&path).expect("reading a fixture");
         for connection in &mut capture.connections {
             connection.conn = next_conn;
             next_conn += 1;
@@ -83,25 +74,29 @@ fn merged_capture(files: &[Vec<u8>]) -> Capture {
     merged.expect("no fixture captures")
 }
 
-fn fixtures() -> &'static Vec<Vec<Vec<u8>>> {
-    static FIXTURES: OnceLock<Vec<Vec<Vec<u8>>>> = OnceLock::new();
-    FIXTURES.get_or_init(|| VERSIONS.iter().map(|v| fixture_files(v)).collect())
+fn captures() -> &'static [Arc<DecodedCapture>] {
+    static CAPTURES: OnceLock<Vec<Arc<DecodedCapture>>> = OnceLock::new();
+    CAPTURES.get_or_init(|| {
+        VERSIONS
+            .iter()
+            .map(|v| Arc::new(DecodedCapture::new(merged_capture(v))))
+            .collect()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&select, input)) = data.split_first() else {
         return;
     };
-    let fixtures = fixtures();
-    let capture = merged_capture(&fixtures[usize::from(select) % fixtures.len()]);
+    let captures = captures();
+    let capture = Arc::clone(&captures[usize::from(select) % captures.len()]);
     let input = input.to_vec();
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        let decoded = DecodedCapture::new(capture);
         let options = Options::default().store_root(StoreRoot::None);
         // An error here is a refusal before the session starts (no
         // handshake in the capture), which the fixtures never cause.
-        let result = serve_stdio(decoded, options, Cursor::new(input), std::io::sink());
+        let result = serve_stdio(&capture, options, Cursor::new(input), std::io::sink());
         let _ = done.send(result.map(|_| ()).map_err(|e| e.to_string()));
     });
     match finished.recv_timeout(HANG_LIMIT) {

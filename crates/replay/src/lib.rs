@@ -450,7 +450,7 @@ impl Drop for Server {
 /// thread that is not waited for, since a client may keep its side open
 /// after the session is over.
 pub fn serve_stdio<I, O>(
-    capture: DecodedCapture,
+    capture: &DecodedCapture,
     options: Options,
     input: I,
     output: O,
@@ -462,7 +462,7 @@ where
     if !(options.speed >= 0.0 && options.speed.is_finite()) {
         return Err(Error::BadSpeed(options.speed));
     }
-    let recorded = Arc::new(Recorded::new(&capture));
+    let recorded = Arc::new(Recorded::new(capture));
     if !recorded
         .connections
         .iter()

@@ -173,7 +173,7 @@ fn replay_stdio(args: Args) -> anyhow::Result<ExitCode> {
     let input = Input::parse(&args.capture);
     let capture = read_input(&input)?;
     let (stdin, stdout) = super::stdio_files()?;
-    let report = nixcap_replay::serve_stdio(capture, options(&args), stdin, stdout)
+    let report = nixcap_replay::serve_stdio(&capture, options(&args), stdin, stdout)
         .with_context(|| format!("starting the replay of {}", input.name()))?;
     if let Some(path) = &args.report {
         write_report_json(&report, path)?;
