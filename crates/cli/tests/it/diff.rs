@@ -3,8 +3,6 @@
 //! - A capture with one reply field changed on purpose (decoded, changed, re-encoded with the
 //!   wire encoders, written as a new capture) diffs as exactly that change; exit statuses,
 //!   `--json`, `--ignore` and `--baseline` are checked on it.
-//! - The committed captures of `testdata/captures/` diff between Nix 2.8 and 2.26 and between
-//!   2.26 and 2.34 as insta snapshots: a changelog of the protocol as the CLI uses it.
 //! - Every scenario, recorded again through the recorder against a fresh real daemon, diffs
 //!   as identical to its committed capture. This needs real Nix: it skips (printing why) when
 //!   a version is missing, and fails instead when `NIXCAP_REQUIRE_NIX=1` is set.
@@ -410,41 +408,6 @@ fn timing_shows_times_only_when_asked() {
             .any(|(_, _, f)| f.path.ends_with("registrationTime")),
         "{timed}"
     );
-}
-
-/// The committed captures of `scenario` for two Nix series, diffed.
-fn committed_diff(scenario: &str, a: &str, b: &str) -> String {
-    let load = |series: &str| {
-        let path = committed_capture(series, scenario);
-        let capture = read_capture_file(&path).unwrap_or_else(|err| {
-            panic!(
-                "{}: {err} (the committed captures are recorded by `cargo xtask fixtures`)",
-                path.display()
-            )
-        });
-        DecodedCapture::new(capture)
-    };
-    nixcap_diff::diff(&load(a), &load(b), &Options::default()).to_string()
-}
-
-#[test]
-fn committed_scenarios_between_nix_2_8_and_2_26() {
-    for scenario in SCENARIOS {
-        insta::assert_snapshot!(
-            format!("{}-2.8-vs-2.26", scenario.name),
-            committed_diff(scenario.name, "2.8", "2.26")
-        );
-    }
-}
-
-#[test]
-fn committed_scenarios_between_nix_2_26_and_2_34() {
-    for scenario in SCENARIOS {
-        insta::assert_snapshot!(
-            format!("{}-2.26-vs-2.34", scenario.name),
-            committed_diff(scenario.name, "2.26", "2.34")
-        );
-    }
 }
 
 /// Records `scenario` with `peer`'s client against fresh daemons of `peer`, through the
