@@ -1,0 +1,10 @@
+//! Behaviour tests of the replaying server over the committed captures of
+//! `testdata/captures/`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers may unwrap; clippy only exempts #[test] functions"
+)]
+
+mod recorded; // A client sending a capture's recorded bytes gets the recorded answers back.
