@@ -7,6 +7,7 @@
     reason = "test helpers may unwrap; clippy only exempts #[test] functions"
 )]
 
+mod show; // The text and JSON Lines views of every capture.
 mod summary; // The capture summary (`nixcap info`): footer and scan, protocol, sets.
 
 use std::path::{Path, PathBuf};
