@@ -5,7 +5,10 @@
 //!   sans-IO core.
 //! - `nixcap-record` does not depend on `nixcap-wire`: nothing on the
 //!   forwarding path decodes the protocol, so no decoder bug can break a
-//!   build.
+//!   build. The other dependencies ARCHITECTURE.md rules out are in
+//!   [`FORBIDDEN_EDGES`]: the container knows nothing about Nix or object
+//!   storage, test-support depends on neither the recorder nor the codec,
+//!   the export crate does no network I/O.
 //! - The codec's sources name none of `std::{fs, net, time, thread,
 //!   process}`: it does no I/O and reads no clock.
 //! - `anyhow` is a dependency of the binary edge only (`nixcap`, xtask);
@@ -26,6 +29,47 @@ const WIRE_FORBIDDEN: &[&str] = &["tokio", "async-std", "smol", "futures", "mio"
 /// Modules of `std` the codec must not use: files, sockets, clocks,
 /// threads, processes.
 const WIRE_FORBIDDEN_STD: &[&str] = &["fs", "net", "time", "thread", "process"];
+
+/// Dependencies a crate must not have: its directory, its name, the
+/// dependency, and why.
+const FORBIDDEN_EDGES: &[(&str, &str, &str, &str)] = &[
+    (
+        "crates/record",
+        "nixcap-record",
+        "nixcap-wire",
+        "the proxy must not decode",
+    ),
+    (
+        "crates/capture",
+        "nixcap-capture",
+        "nixcap-wire",
+        "the container knows nothing about Nix",
+    ),
+    (
+        "crates/capture",
+        "nixcap-capture",
+        "nixcap-objstore",
+        "the capture readers take any Read + Seek",
+    ),
+    (
+        "crates/test-support",
+        "nixcap-test-support",
+        "nixcap-record",
+        "any crate may use test-support in its tests",
+    ),
+    (
+        "crates/test-support",
+        "nixcap-test-support",
+        "nixcap-wire",
+        "any crate may use test-support in its tests",
+    ),
+    (
+        "crates/export",
+        "nixcap-export",
+        "nixcap-objstore",
+        "the export crate does no network I/O; the cli uploads",
+    ),
+];
 
 /// The crates that may depend on `anyhow`: the binary edge.
 const ANYHOW_ALLOWED: &[&str] = &["crates/cli", "xtask"];
@@ -107,8 +151,11 @@ pub fn problems(root: &Path) -> Vec<String> {
             ));
         }
     }
-    if dependency_names(&read("crates/record/Cargo.toml")).contains(&"nixcap-wire".to_string()) {
-        problems.push("nixcap-record depends on nixcap-wire: the proxy must not decode".into());
+    for (dir, name, dependency, why) in FORBIDDEN_EDGES {
+        let names = dependency_names(&read(&format!("{dir}/Cargo.toml")));
+        if names.iter().any(|n| n == dependency) {
+            problems.push(format!("{name} depends on {dependency}: {why}"));
+        }
     }
     let mut manifests = vec!["xtask".to_owned()];
     if let Ok(entries) = std::fs::read_dir(root.join("crates")) {
@@ -260,5 +307,37 @@ mod tests {
         let found = problems(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn forbidden_dependencies_are_reported() {
+        let dir = std::env::temp_dir().join(format!("nixcap-tidy-edges-{}", std::process::id()));
+        for (krate, deps) in [
+            (
+                "capture",
+                "nixcap-wire.workspace = true\nnixcap-objstore.workspace = true\n",
+            ),
+            ("test-support", "nixcap-record = { path = \"../record\" }\n"),
+            ("export", "nixcap-view.workspace = true\n"),
+        ] {
+            std::fs::create_dir_all(dir.join("crates").join(krate)).unwrap();
+            std::fs::write(
+                dir.join("crates").join(krate).join("Cargo.toml"),
+                format!(
+                    "[dependencies]\n{deps}[dev-dependencies]\nnixcap-objstore.workspace = true\n"
+                ),
+            )
+            .unwrap();
+        }
+        let found = problems(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            found,
+            [
+                "nixcap-capture depends on nixcap-wire: the container knows nothing about Nix",
+                "nixcap-capture depends on nixcap-objstore: the capture readers take any Read + Seek",
+                "nixcap-test-support depends on nixcap-record: any crate may use test-support in its tests",
+            ]
+        );
     }
 }
