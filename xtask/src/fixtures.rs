@@ -59,6 +59,16 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let root = crate::workspace_root();
     let captures = root.join(CAPTURES_DIR);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The remote-store scenarios run the `nixcap` binary as their remote program; it is found
+    // next to nixcap-fixtures.
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--package", "nixcap", "--bin", "nixcap"])
+        .status()
+        .context("running cargo to build nixcap")?;
+    if !status.success() {
+        bail!("building nixcap failed ({status})");
+    }
     let mut command = Command::new(cargo);
     command.current_dir(&root).args([
         "run",

@@ -312,9 +312,71 @@ pub struct Scenario {
     pub inputs: &'static [Input],
     /// Whether the scenario needs a source store besides the main one (`copy`).
     pub needs_source: bool,
+    /// For the scenarios of [`REMOTE_SCENARIOS`], the kind of SSH store the main store is
+    /// reached as: its remote program runs on this machine (host `localhost`), and the
+    /// recording is that program's session (`nixcap record --stdio`).
+    pub remote: Option<Remote>,
     /// Builds the steps for a client of the given version.
     steps: fn(&Peer) -> Vec<Step>,
 }
+
+/// An SSH store kind, for [`Scenario::remote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Remote {
+    /// `ssh-ng://`: the remote program is `nix-daemon --stdio` (the worker protocol).
+    SshNg,
+    /// `ssh://`: the remote program is `nix-store --serve --write` (the serve protocol).
+    Ssh,
+}
+
+impl Remote {
+    /// The URI scheme.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Remote::SshNg => "ssh-ng",
+            Remote::Ssh => "ssh",
+        }
+    }
+
+    /// The real remote program, to which Nix appends its arguments.
+    pub fn program(self) -> &'static str {
+        match self {
+            Remote::SshNg => "nix-daemon",
+            Remote::Ssh => "nix-store",
+        }
+    }
+}
+
+/// The scenarios whose main store is an SSH store (`ssh-ng://`, `ssh://`) on `localhost`,
+/// recorded as its remote program's session rather than through a socket, in a fixed order.
+/// They are kept apart from [`SCENARIOS`], whose main store is a socket.
+pub const REMOTE_SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "copy-ssh-ng",
+        summary: "Adds a file to a source store and copies it with `nix copy --to \
+                  ssh-ng://localhost?remote-program=…` to the main store, whose remote program \
+                  (`nix-daemon --stdio` in front of a fresh daemon) is recorded with `nixcap \
+                  record --stdio`; the source store is recorded into `copy-ssh-ng.source.nixcap`.",
+        inputs: &[Input::Hello],
+        needs_source: true,
+        remote: Some(Remote::SshNg),
+        steps: remote_copy_steps,
+    },
+    Scenario {
+        name: "copy-ssh",
+        summary: "Adds a file to a source store and copies it with `nix copy --to \
+                  ssh://localhost?remote-program=…` (the serve protocol) to the main store, whose \
+                  remote program (`nix-store --serve --write` on a fresh daemon's store) is \
+                  recorded with `nixcap record --stdio`; the source store is recorded into \
+                  `copy-ssh.source.nixcap`.",
+        inputs: &[Input::Hello],
+        needs_source: true,
+        remote: Some(Remote::Ssh),
+        steps: remote_copy_steps,
+    },
+];
 
 /// Every scenario, in a fixed order.
 pub const SCENARIOS: &[Scenario] = &[
@@ -323,6 +385,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Adds a file and a directory with `nix-store --add`, then the same file again.",
         inputs: &[Input::Hello, Input::Dir],
         needs_source: false,
+        remote: None,
         steps: add_steps,
     },
     Scenario {
@@ -330,6 +393,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Adds a file flat and a directory recursively with `nix-store --add-fixed sha256`.",
         inputs: &[Input::Hello, Input::Dir],
         needs_source: false,
+        remote: None,
         steps: add_fixed_steps,
     },
     Scenario {
@@ -339,6 +403,7 @@ pub const SCENARIOS: &[Scenario] = &[
                   deriver, requisites and tree with `nix-store -q`.",
         inputs: &[Input::Hello, Input::Dir, Input::RefsNix],
         needs_source: false,
+        remote: None,
         steps: query_steps,
     },
     Scenario {
@@ -346,6 +411,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Builds the trivial derivation with `nix-build`, leaving a `result` link.",
         inputs: &[Input::BuildNix],
         needs_source: false,
+        remote: None,
         steps: build_steps,
     },
     Scenario {
@@ -353,6 +419,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Builds a derivation whose builder writes to stderr and exits 1 (`nix-build` fails).",
         inputs: &[Input::FailNix],
         needs_source: false,
+        remote: None,
         steps: build_fail_steps,
     },
     Scenario {
@@ -360,6 +427,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Builds a derivation with references, then runs `nix path-info --json -r` on its output.",
         inputs: &[Input::Hello, Input::Dir, Input::RefsNix],
         needs_source: false,
+        remote: None,
         steps: path_info_steps,
     },
     Scenario {
@@ -367,6 +435,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Asks for the daemon's version: `nix store ping` (Nix 2.8) or `nix store info` (Nix 2.26 and later).",
         inputs: &[],
         needs_source: false,
+        remote: None,
         steps: store_info_steps,
     },
     Scenario {
@@ -377,6 +446,7 @@ pub const SCENARIOS: &[Scenario] = &[
                   store into `copy.source.nixcap`.",
         inputs: &[Input::Hello, Input::Dir, Input::RefsNix],
         needs_source: true,
+        remote: None,
         steps: copy_steps,
     },
     Scenario {
@@ -384,6 +454,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Adds a file, exports it with `nix-store --export`, deletes it, and imports the export.",
         inputs: &[Input::Hello],
         needs_source: false,
+        remote: None,
         steps: export_import_steps,
     },
     Scenario {
@@ -391,6 +462,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Adds a 1 MiB pseudo-random file with `nix-store --add`, then queries its hash.",
         inputs: &[Input::Large],
         needs_source: false,
+        remote: None,
         steps: add_large_steps,
     },
 ];
@@ -406,6 +478,7 @@ pub const INSPECT: Scenario = Scenario {
                   imports the output of a derivation it builds.",
     inputs: &[Input::InspectNix, Input::IfdNix],
     needs_source: false,
+    remote: None,
     steps: inspect_steps,
 };
 
@@ -499,6 +572,15 @@ fn copy_steps(_client: &Peer) -> Vec<Step> {
     ]
 }
 
+fn remote_copy_steps(_client: &Peer) -> Vec<Step> {
+    vec![
+        Step::new("nix-store", &["--add", "hello.txt"])
+            .on(StoreRole::Source)
+            .binds("FILE"),
+        Step::new("nix", &["copy", "--to", STORE, "$FILE"]).on(StoreRole::Source),
+    ]
+}
+
 fn export_import_steps(_client: &Peer) -> Vec<Step> {
     vec![
         Step::new("nix-store", &["--add", "hello.txt"]).binds("FILE"),
@@ -520,20 +602,27 @@ fn add_large_steps(_client: &Peer) -> Vec<Step> {
     ]
 }
 
-/// Finds a scenario by name.
+/// Finds a scenario of [`SCENARIOS`] or [`REMOTE_SCENARIOS`], or [`INSPECT`], by name.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS
-        .iter()
+    all_scenarios()
         .chain(std::iter::once(&INSPECT))
         .find(|scenario| scenario.name == name)
+}
+
+/// [`SCENARIOS`], then [`REMOTE_SCENARIOS`].
+pub fn all_scenarios() -> impl Iterator<Item = &'static Scenario> {
+    SCENARIOS.iter().chain(REMOTE_SCENARIOS)
 }
 
 /// How a client reaches one store: the URI it uses, and the directories behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreAccess {
     uri: String,
+    /// The socket, or the remote program of an SSH store.
     socket: PathBuf,
     root: PathBuf,
+    /// More directories a chroot client must see.
+    extra_dirs: Vec<PathBuf>,
 }
 
 impl StoreAccess {
@@ -548,6 +637,24 @@ impl StoreAccess {
             uri: daemon.uri_via(socket),
             socket: socket.to_path_buf(),
             root: daemon.store_root().to_path_buf(),
+            extra_dirs: Vec::new(),
+        }
+    }
+
+    /// An SSH store of kind `remote` on `localhost` whose remote program is `program` (which
+    /// Nix runs itself for that host, with no `ssh`); a chroot client is also given `dirs`
+    /// (what the program needs: its own directory is given already).
+    pub fn remote(remote: Remote, program: &Path, dirs: &[PathBuf]) -> StoreAccess {
+        let parent = program.parent().map(Path::to_path_buf).unwrap_or_default();
+        StoreAccess {
+            uri: format!(
+                "{}://localhost?remote-program={}",
+                remote.scheme(),
+                program.display()
+            ),
+            socket: program.to_path_buf(),
+            root: parent,
+            extra_dirs: dirs.to_vec(),
         }
     }
 
@@ -562,6 +669,7 @@ impl StoreAccess {
         if let Some(parent) = self.socket.parent() {
             dirs.push(parent.to_path_buf());
         }
+        dirs.extend(self.extra_dirs.iter().cloned());
         dirs
     }
 }
@@ -623,11 +731,15 @@ mod tests {
 
     #[test]
     fn scenario_names_are_unique_file_names() {
-        let mut names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-        assert_eq!(names.len(), 10);
+        let mut names: Vec<&str> = all_scenarios().map(|s| s.name).collect();
+        assert_eq!(names.len(), 12);
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), SCENARIOS.len());
+        assert_eq!(names.len(), SCENARIOS.len() + REMOTE_SCENARIOS.len());
+        assert!(SCENARIOS.iter().all(|s| s.remote.is_none()));
+        assert!(REMOTE_SCENARIOS
+            .iter()
+            .all(|s| s.remote.is_some() && s.needs_source));
         for name in names {
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
             assert_eq!(scenario(name).map(|s| s.name), Some(name));
@@ -709,6 +821,7 @@ mod tests {
             uri: "unix:///r/sock?root=/r".to_owned(),
             socket: PathBuf::from("/r/sock"),
             root: PathBuf::from("/r"),
+            extra_dirs: Vec::new(),
         });
         let pairs = stores.placeholders(Path::new("/w"));
         let order: Vec<&str> = pairs.iter().map(|(_, p)| *p).collect();

@@ -155,6 +155,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub sample: Option<u64>,
 
+    /// Set header metadata KEY to VALUE in the capture (repeatable), over
+    /// what the recorder fills in (hostname, argv, capture, …).
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+
     /// The command to run with NIX_REMOTE pointing at the recorder.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -262,6 +267,7 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     // Whole blocks bypass the page cache: the recorder never reads them back.
     let file = CaptureFile::new(create_capture(&args.output, args.force)?, &args.output);
     let mut config = Config::new(args.listen.clone(), upstream.clone());
+    config.metadata.extend(args.meta.iter().cloned());
     config.allow_uids = args.allow_uid.clone();
     config.capture_path = Some(args.output.clone());
     config.flight = flight(&args);
@@ -381,6 +387,7 @@ fn record_stdio(args: Args) -> anyhow::Result<ExitCode> {
     let file = CaptureFile::new(create_capture(&path, args.force)?, &path);
     let (stdin, stdout) = super::stdio_files()?;
     let mut config = StdioConfig::new(args.command.clone());
+    config.metadata.extend(args.meta.iter().cloned());
     config.capture_path = Some(path.clone());
     config.peer_pid = Some(peer_pid);
     let result = record_stdio_to(config, file, WriterOptions::default(), stdin, stdout);
@@ -459,6 +466,14 @@ async fn add_store_objects(recorder: &Recorder<CaptureFile>, capture: &Path, soc
         Err(error) => {
             eprintln!("nixcap record: warning: no store objects were added: {error}")
         }
+    }
+}
+
+/// Parses `--meta KEY=VALUE`.
+fn parse_meta(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
     }
 }
 

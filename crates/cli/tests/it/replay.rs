@@ -5,10 +5,13 @@
 //! stopped, and the same client steps run against the replayed capture must print the same
 //! standard output, exit with the same status, and show the same build error. Committed
 //! fixtures under `testdata/captures/nix-<series>/` are replayed the same way when present;
-//! `copy`, recorded from two daemons, replays with two replayers, one per capture.
+//! `copy`, recorded from two daemons, replays with two replayers, one per capture; the remote
+//! scenarios (`copy-ssh-ng`, `copy-ssh`) replay their main store through an SSH store on
+//! `localhost` whose remote program is `nixcap replay --stdio` of the capture.
 //! Tests need real Nix; without `NIXCAP_REQUIRE_NIX=1` they skip when it is missing.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,15 +85,43 @@ pub(super) fn replay_steps_on(
     server: &Server,
     source: Option<&Server>,
 ) -> Vec<(usize, Replayed)> {
+    replay_steps_with(peer, scenario, steps, MainStore::Server(server), source)
+}
+
+/// The main store of a replay: a replayer's socket, or an SSH store on `localhost` whose
+/// remote program is `nixcap replay --stdio` (its URI, and the directories a chroot client
+/// must see for it).
+enum MainStore<'a> {
+    Server(&'a Server),
+    Remote { uri: String, dirs: Vec<PathBuf> },
+}
+
+fn replay_steps_with(
+    peer: &Peer,
+    scenario: &Scenario,
+    steps: &[StepRecord],
+    main: MainStore<'_>,
+    source: Option<&Server>,
+) -> Vec<(usize, Replayed)> {
     let work = tempfile::tempdir().unwrap();
     let work_path = work.path().canonicalize().unwrap();
     scenario.write_inputs(&work_path).unwrap();
-    let uri = server.store_uri();
     let source_uri = source.map(Server::store_uri);
     let mut placeholders = vec![(work_path.display().to_string(), "@WORK@")];
     let mut dirs = Vec::new();
+    let (uri, server) = match main {
+        MainStore::Server(server) => (server.store_uri(), Some(server)),
+        MainStore::Remote {
+            uri,
+            dirs: remote_dirs,
+        } => {
+            placeholders.push((uri.clone(), "@STORE@"));
+            dirs.extend(remote_dirs);
+            (uri, None)
+        }
+    };
     for (replayer, store, socket, root) in [
-        (Some(server), "@STORE@", "@SOCKET@", "@ROOT@"),
+        (server, "@STORE@", "@SOCKET@", "@ROOT@"),
         (source, "@SOURCE_STORE@", "@SOURCE_SOCKET@", "@SOURCE_ROOT@"),
     ] {
         let Some(replayer) = replayer else {
@@ -299,10 +330,13 @@ fn committed_fixtures_replay_like_the_live_daemon() {
                     // source daemon built did not: its NAR crossed only the destination's
                     // socket, in the upload of the copy. So the source root gets the objects
                     // of the destination capture too (paths already there are kept).
-                    let destination = DecodedCapture::new(read_capture_file(&file).unwrap());
-                    let root = source.store_root().unwrap();
-                    let written = store_root::materialise(&destination, root).unwrap();
-                    assert!(written.skipped.is_empty(), "{label}: {:?}", written.skipped);
+                    // (The remote scenarios copy a file the source added itself.)
+                    if scenario.remote.is_none() {
+                        let destination = DecodedCapture::new(read_capture_file(&file).unwrap());
+                        let root = source.store_root().unwrap();
+                        let written = store_root::materialise(&destination, root).unwrap();
+                        assert!(written.skipped.is_empty(), "{label}: {:?}", written.skipped);
+                    }
                     Some(source)
                 }
                 None if scenario.needs_source => {
@@ -311,15 +345,67 @@ fn committed_fixtures_replay_like_the_live_daemon() {
                 }
                 None => None,
             };
-            let server = Server::start_file(&file, Options::default()).unwrap();
-            let replayed = replay_steps_on(
-                &peer,
-                scenario,
-                &sidecar.run.steps,
-                &server,
-                source.as_ref(),
-            );
-            let mut reports = vec![("", server.finish())];
+            // The main store of a remote scenario is an SSH store whose remote program is
+            // `nixcap replay --stdio` of the capture; its report is read from a file.
+            let remote_dir = tempfile::tempdir().unwrap();
+            // Canonical, since the capture's directory is bound into chroot clients.
+            let file = file.canonicalize().unwrap();
+            let server = match scenario.remote {
+                Some(_) => None,
+                None => Some(Server::start_file(&file, Options::default()).unwrap()),
+            };
+            let main = match (&server, scenario.remote) {
+                (Some(server), _) => MainStore::Server(server),
+                (None, remote) => {
+                    let remote = remote.expect("a scenario without a server is remote");
+                    let program = remote_dir.path().join("remote-program");
+                    fs::write(
+                        &program,
+                        format!(
+                            "#!/bin/sh\nexec '{NIXCAP}' replay --stdio --report '{}' '{}'\n",
+                            remote_dir.path().join("report.json").display(),
+                            file.display()
+                        ),
+                    )
+                    .unwrap();
+                    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+                    let uri = format!(
+                        "{}://localhost?remote-program={}",
+                        remote.scheme(),
+                        program.display()
+                    );
+                    let mut dirs = vec![remote_dir.path().to_path_buf()];
+                    dirs.extend(Path::new(NIXCAP).parent().map(Path::to_path_buf));
+                    dirs.extend(file.parent().map(Path::to_path_buf));
+                    MainStore::Remote { uri, dirs }
+                }
+            };
+            let replayed =
+                replay_steps_with(&peer, scenario, &sidecar.run.steps, main, source.as_ref());
+            let mut reports = Vec::new();
+            match server {
+                Some(server) => reports.push(("", server.finish())),
+                None => match fs::read(remote_dir.path().join("report.json")) {
+                    Ok(json) => {
+                        let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                        for list in [
+                            "unmatched",
+                            "uploadMismatches",
+                            "hangs",
+                            "refused",
+                            "problems",
+                        ] {
+                            if report[list] != serde_json::json!([]) {
+                                problems.push(format!(
+                                    "{label}: the stdio replay diverged: {report:#}"
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    Err(err) => problems.push(format!("{label}: no stdio replay report: {err}")),
+                },
+            }
             if let Some(source) = source {
                 reports.push((" (source store)", source.finish()));
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nixcap_capture::read_capture_file;
 use nixcap_diff::Options;
-use nixcap_test_support::scenarios::SCENARIOS;
+use nixcap_test_support::scenarios::all_scenarios;
 use nixcap_view::DecodedCapture;
 
 /// Where the committed captures are: `testdata/captures`, or `NIXCAP_CAPTURES_DIR` to check
@@ -59,7 +59,7 @@ fn committed_diff(scenario: &str, a: &str, b: &str) -> String {
 
 #[test]
 fn committed_scenarios_between_nix_2_8_and_2_26() {
-    for scenario in SCENARIOS {
+    for scenario in all_scenarios() {
         insta::assert_snapshot!(
             format!("{}-2.8-vs-2.26", scenario.name),
             committed_diff(scenario.name, "2.8", "2.26")
@@ -69,7 +69,7 @@ fn committed_scenarios_between_nix_2_8_and_2_26() {
 
 #[test]
 fn committed_scenarios_between_nix_2_26_and_2_34() {
-    for scenario in SCENARIOS {
+    for scenario in all_scenarios() {
         insta::assert_snapshot!(
             format!("{}-2.26-vs-2.34", scenario.name),
             committed_diff(scenario.name, "2.26", "2.34")
