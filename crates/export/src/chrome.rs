@@ -249,33 +249,31 @@ impl<W: Write> Exporter<W> {
         match &event.kind {
             EventKind::Handshake { piece } => self.handshake(conn_id, t, piece)?,
             EventKind::Request { seq, request } => {
-                if conn.op.is_some() {
-                    self.end_op(conn_id, t, json!({ "unfinished": true }))?;
-                }
                 let name = request.op().name().to_owned();
                 let mut args = Map::new();
-                args.insert("seq".into(), Value::from(*seq));
                 if let Some(key) = key_argument(request) {
                     args.insert("argument".into(), Value::from(key));
                 }
-                self.sink.event(&json!({
-                    "ph": "B", "name": name, "cat": "op", "pid": pid, "tid": OPS_TID,
-                    "ts": ts(t), "args": args,
-                }))?;
-                self.summary.ops += 1;
-                if let Some(conn) = self.conns.get_mut(&conn_id) {
-                    conn.op = Some(OpenOp {
-                        seq: *seq,
-                        name,
-                        client_bytes: event.len,
-                        daemon_bytes: 0,
-                    });
-                }
+                self.begin_op(conn_id, pid, t, *seq, name, args, event.len)?;
             }
             EventKind::Reply { seq, reply }
                 if conn.op.as_ref().is_some_and(|op| op.seq == *seq) =>
             {
                 self.end_op(conn_id, t, json!({ "reply": reply_summary(reply) }))?;
+            }
+            // A serve-protocol command is an op like a worker-protocol one; those without a
+            // structured reply (a NAR or an export stream) end at the next command or the close.
+            EventKind::ServeRequest { seq, request } => {
+                let name = request.command().map_or_else(
+                    || format!("serve command {}", request.word()),
+                    |command| command.name().to_owned(),
+                );
+                self.begin_op(conn_id, pid, t, *seq, name, Map::new(), event.len)?;
+            }
+            EventKind::ServeReply { seq, .. }
+                if conn.op.as_ref().is_some_and(|op| op.seq == *seq) =>
+            {
+                self.end_op(conn_id, t, json!({}))?;
             }
             EventKind::Stderr { seq, message } => {
                 if let StderrMessage::Error(error) = message {
@@ -350,6 +348,42 @@ impl<W: Write> Exporter<W> {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Opens op `seq` of a connection (ending one still open as unfinished).
+    #[allow(clippy::too_many_arguments)]
+    fn begin_op(
+        &mut self,
+        conn_id: u64,
+        pid: u64,
+        t: u64,
+        seq: u64,
+        name: String,
+        mut args: Map<String, Value>,
+        request_bytes: u64,
+    ) -> io::Result<()> {
+        if self
+            .conns
+            .get(&conn_id)
+            .is_some_and(|conn| conn.op.is_some())
+        {
+            self.end_op(conn_id, t, json!({ "unfinished": true }))?;
+        }
+        args.insert("seq".into(), Value::from(seq));
+        self.sink.event(&json!({
+            "ph": "B", "name": name, "cat": "op", "pid": pid, "tid": OPS_TID,
+            "ts": ts(t), "args": args,
+        }))?;
+        self.summary.ops += 1;
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.op = Some(OpenOp {
+                seq,
+                name,
+                client_bytes: request_bytes,
+                daemon_bytes: 0,
+            });
         }
         Ok(())
     }
