@@ -18,52 +18,24 @@
 
 #![no_main]
 
+#[path = "fixtures.rs"]
+mod fixtures;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use fixtures::{merged_capture, VERSIONS};
 use libfuzzer_sys::fuzz_target;
-use nixcap_capture::Capture;
 use nixcap_replay::{MatchMode, Options, Server, StoreRoot};
 use nixcap_view::DecodedCapture;
 
-const VERSIONS: [&str; 3] = ["nix-2.8", "nix-2.26", "nix-2.34"];
 const MODES: [MatchMode; 3] = [MatchMode::Strict, MatchMode::Keyed, MatchMode::Reuse];
 
 /// How long the replayer may take to close a connection whose client has
 /// stopped sending.
 const HANG_LIMIT: Duration = Duration::from_secs(10);
-
-fn captures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures")
-}
-
-/// Every fixture capture of `version`, merged into one (connection ids
-/// renumbered so that they stay unique).
-fn merged_capture(version: &str) -> Capture {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(captures_dir().join(version))
-        .expect("reading the fixture directory")
-        .map(|entry| entry.expect("listing the fixtures").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "nixcap"))
-        .collect();
-    paths.sort();
-    let mut merged: Option<Capture> = None;
-    let mut next_conn = 1;
-    for path in paths {
-        let mut capture = nixcap_capture::read_capture_file(&path).expect("reading a fixture");
-        for connection in &mut capture.connections {
-            connection.conn = next_conn;
-            next_conn += 1;
-        }
-        match &mut merged {
-            None => merged = Some(capture),
-            Some(all) => all.connections.extend(capture.connections),
-        }
-    }
-    merged.expect("no fixture captures")
-}
 
 fn servers() -> &'static Vec<Server> {
     static SERVERS: OnceLock<Vec<Server>> = OnceLock::new();
@@ -74,7 +46,7 @@ fn servers() -> &'static Vec<Server> {
                 let options = Options::default()
                     .match_mode(mode)
                     .store_root(StoreRoot::None);
-                let decoded = DecodedCapture::new(merged_capture(version));
+                let decoded = DecodedCapture::new(merged_capture(version, &[]));
                 servers.push(Server::start(decoded, options).expect("starting a replay server"));
             }
         }

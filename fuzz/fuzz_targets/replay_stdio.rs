@@ -18,18 +18,18 @@
 
 #![no_main]
 
+#[path = "fixtures.rs"]
+mod fixtures;
+
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use fixtures::{merged_capture, VERSIONS};
 use libfuzzer_sys::fuzz_target;
-use nixcap_capture::Capture;
 use nixcap_replay::{serve_stdio, Options, StoreRoot};
 use nixcap_view::DecodedCapture;
-
-const VERSIONS: [&str; 3] = ["nix-2.8", "nix-2.26", "nix-2.34"];
 
 /// Fixtures left out of the merged captures (by file stem).
 const LEFT_OUT: [&str; 1] = ["add-large"];
@@ -37,49 +37,12 @@ const LEFT_OUT: [&str; 1] = ["add-large"];
 /// How long a session whose input has ended may go on.
 const HANG_LIMIT: Duration = Duration::from_secs(10);
 
-fn captures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/captures")
-}
-
-/// Every fixture capture of `version`, merged into one (connection ids
-/// renumbered so that they stay unique).
-fn merged_capture(version: &str) -> Capture {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(captures_dir().join(version))
-        .expect("reading the fixture directory")
-        .map(|entry| entry.expect("listing the fixtures").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "nixcap"))
-        .filter(|path| {
-            !path
-                .file_stem()
-                .is_some_and(|stem| LEFT_OUT.iter().any(|left| stem == *left))
-        })
-        .collect();
-    paths.sort();
-    let mut merged: Option<Capture> = None;
-    let mut next_conn = 1;
-    for path in paths {
-        let mut capture = nixcap_capture::read_capture_file(&path).expect("reading a fixture");
-        for connection in &mut capture.connections {
-            connection.conn = next_conn;
-            next_conn += 1;
-        }
-        match &mut merged {
-            None => merged = Some(capture),
-            Some(all) => {
-                all.connections.extend(capture.connections);
-                all.store_objects.extend(capture.store_objects);
-            }
-        }
-    }
-    merged.expect("no fixture captures")
-}
-
 fn captures() -> &'static [Arc<DecodedCapture>] {
     static CAPTURES: OnceLock<Vec<Arc<DecodedCapture>>> = OnceLock::new();
     CAPTURES.get_or_init(|| {
         VERSIONS
             .iter()
-            .map(|v| Arc::new(DecodedCapture::new(merged_capture(v))))
+            .map(|v| Arc::new(DecodedCapture::new(merged_capture(v, &LEFT_OUT))))
             .collect()
     })
 }
