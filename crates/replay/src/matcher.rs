@@ -260,6 +260,20 @@ impl Matcher {
         None
     }
 
+    /// Translation only, serve protocol: whether the recording adds `path`
+    /// later, with an AddToStoreNar of it that no client has been served yet.
+    /// A client uploads only what its server lacks, so until then the path
+    /// is not valid there.
+    pub fn added_later(&self, path: &str) -> bool {
+        self.order.iter().any(|&(c, e)| {
+            let exchange = &self.recorded.connections[c].exchanges[e];
+            self.recorded.connections[c].serve
+                && exchange.op_name == "AddToStoreNar"
+                && exchange.key_argument.as_deref() == Some(path)
+                && self.uses[c][e] == 0
+        })
+    }
+
     /// Called when a live connection ends.
     pub fn release(&mut self, live: &mut LiveMatch) {
         match self.mode {

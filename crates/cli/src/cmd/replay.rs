@@ -261,7 +261,18 @@ fn finish_report(report: &DivergenceReport, json: Option<&Path>) -> anyhow::Resu
     Ok(report.diverged())
 }
 
+/// Writes the report to a file beside `path` and renames it into place, so that a reader
+/// (a test or a script waiting for a stdio replay, which ends after its client) sees either
+/// no report or a whole one.
 fn write_report_json(report: &DivergenceReport, path: &Path) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report).context("encoding the report")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, text + "\n")
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| {
+        let _ = std::fs::remove_file(&partial);
+        format!("moving {} to {}", partial.display(), path.display())
+    })
 }

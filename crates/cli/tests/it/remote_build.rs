@@ -13,6 +13,7 @@ use std::path::Path;
 use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion};
 
 use super::remote::{assert_fully_decoded, client, Work, NIXCAP};
+use super::replay::{stdio_divergences, stdio_report};
 
 /// A derivation only this test builds, so that no other store has its output.
 const REMOTE_NIX: &str = r#"derivation {
@@ -144,19 +145,14 @@ fn build_is_recorded_and_replayed(version: NixVersion, scheme: &str) {
         peer.nix_version(),
         local.log()
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).expect("the replay report")).unwrap();
+    let report = stdio_report(&report).unwrap_or_else(|err| panic!("{err}"));
     eprintln!("{report:#}");
-    for list in [
-        "unmatched",
-        "uploadMismatches",
-        "hangs",
-        "refused",
-        "problems",
-        "unused",
-    ] {
-        assert_eq!(report[list], serde_json::json!([]), "{list}: {report:#}");
-    }
+    assert_eq!(
+        stdio_divergences(&report),
+        Vec::<String>::new(),
+        "{report:#}"
+    );
+    assert_eq!(report["unused"], serde_json::json!([]), "{report:#}");
 }
 
 #[test]

@@ -21,7 +21,8 @@ use nixcap_client::ClientOptions;
 use nixcap_record::{BackgroundRecorder, Config, DaemonAddr};
 use nixcap_replay::{fetch_for_capture_file, store_root, MatchMode, Options, Server};
 use nixcap_test_support::scenarios::{
-    scenario, FixtureRecord, Scenario, StepRecord, StoreAccess, StoreRole, Stores, SCENARIOS,
+    scenario, FixtureRecord, Remote, Scenario, StepRecord, StoreAccess, StoreRole, Stores,
+    SCENARIOS,
 };
 use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
 use nixcap_view::DecodedCapture;
@@ -91,12 +92,12 @@ pub(super) fn replay_steps_on(
 /// The main store of a replay: a replayer's socket, or an SSH store on `localhost` whose
 /// remote program is `nixcap replay --stdio` (its URI, and the directories a chroot client
 /// must see for it).
-enum MainStore<'a> {
+pub(super) enum MainStore<'a> {
     Server(&'a Server),
     Remote { uri: String, dirs: Vec<PathBuf> },
 }
 
-fn replay_steps_with(
+pub(super) fn replay_steps_with(
     peer: &Peer,
     scenario: &Scenario,
     steps: &[StepRecord],
@@ -184,6 +185,79 @@ fn replay_steps_with(
         ));
     }
     out
+}
+
+/// The lists of a JSON replay report (`nixcap replay --report`) that are empty when every
+/// client got the recorded answers (as `DivergenceReport::diverged` counts them).
+pub(super) const DIVERGED_LISTS: &[&str] = &[
+    "unmatched",
+    "uploadMismatches",
+    "hangs",
+    "refused",
+    "problems",
+    "untranslatable",
+];
+
+/// The main store of a remote scenario's replay: an SSH store of kind `remote` on `localhost`
+/// whose remote program, written into `dir`, is `nixcap replay --stdio` of `capture` with
+/// `args`, writing its report to `dir/report.json` ([`stdio_report`]). `capture` must be
+/// canonical: its directory is bound into chroot clients.
+pub(super) fn stdio_replayer(
+    remote: Remote,
+    capture: &Path,
+    args: &[&str],
+    dir: &Path,
+) -> MainStore<'static> {
+    let program = dir.join("remote-program");
+    let args: String = args.iter().map(|a| format!(" '{a}'")).collect();
+    fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec '{NIXCAP}' replay --stdio{args} --report '{}' '{}'\n",
+            dir.join("report.json").display(),
+            capture.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    let uri = format!(
+        "{}://localhost?remote-program={}",
+        remote.scheme(),
+        program.display()
+    );
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(Path::new(NIXCAP).parent().map(Path::to_path_buf));
+    dirs.extend(capture.parent().map(Path::to_path_buf));
+    MainStore::Remote { uri, dirs }
+}
+
+/// The JSON report a stdio replayer wrote to `path` (`dir/report.json` for
+/// [`stdio_replayer`]), or why there is none (the client never started a session, or the
+/// replayer did not finish it). The replayer writes it just after its client is done (whole,
+/// by a rename), so this waits a little.
+pub(super) fn stdio_report(path: &Path) -> Result<serde_json::Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let json = loop {
+        match fs::read(path) {
+            Ok(json) => break json,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => return Err(format!("no stdio replay report: {err}")),
+        }
+    };
+    serde_json::from_slice(&json).map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// The non-empty [`DIVERGED_LISTS`] of a JSON replay report, each as `name: entries` (a list
+/// the report does not have counts as empty).
+pub(super) fn stdio_divergences(report: &serde_json::Value) -> Vec<String> {
+    DIVERGED_LISTS
+        .iter()
+        .filter_map(|list| match &report[*list] {
+            serde_json::Value::Null => None,
+            serde_json::Value::Array(items) if items.is_empty() => None,
+            other => Some(format!("{list}: {other}")),
+        })
+        .collect()
 }
 
 /// The lines of a failing build's stderr that carry the error (not progress lines).
@@ -358,26 +432,7 @@ fn committed_fixtures_replay_like_the_live_daemon() {
                 (Some(server), _) => MainStore::Server(server),
                 (None, remote) => {
                     let remote = remote.expect("a scenario without a server is remote");
-                    let program = remote_dir.path().join("remote-program");
-                    fs::write(
-                        &program,
-                        format!(
-                            "#!/bin/sh\nexec '{NIXCAP}' replay --stdio --report '{}' '{}'\n",
-                            remote_dir.path().join("report.json").display(),
-                            file.display()
-                        ),
-                    )
-                    .unwrap();
-                    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
-                    let uri = format!(
-                        "{}://localhost?remote-program={}",
-                        remote.scheme(),
-                        program.display()
-                    );
-                    let mut dirs = vec![remote_dir.path().to_path_buf()];
-                    dirs.extend(Path::new(NIXCAP).parent().map(Path::to_path_buf));
-                    dirs.extend(file.parent().map(Path::to_path_buf));
-                    MainStore::Remote { uri, dirs }
+                    stdio_replayer(remote, &file, &[], remote_dir.path())
                 }
             };
             let replayed =
@@ -385,25 +440,14 @@ fn committed_fixtures_replay_like_the_live_daemon() {
             let mut reports = Vec::new();
             match server {
                 Some(server) => reports.push(("", server.finish())),
-                None => match fs::read(remote_dir.path().join("report.json")) {
-                    Ok(json) => {
-                        let report: serde_json::Value = serde_json::from_slice(&json).unwrap();
-                        for list in [
-                            "unmatched",
-                            "uploadMismatches",
-                            "hangs",
-                            "refused",
-                            "problems",
-                        ] {
-                            if report[list] != serde_json::json!([]) {
-                                problems.push(format!(
-                                    "{label}: the stdio replay diverged: {report:#}"
-                                ));
-                                break;
-                            }
+                None => match stdio_report(&remote_dir.path().join("report.json")) {
+                    Ok(report) => {
+                        if !stdio_divergences(&report).is_empty() {
+                            problems
+                                .push(format!("{label}: the stdio replay diverged: {report:#}"));
                         }
                     }
-                    Err(err) => problems.push(format!("{label}: no stdio replay report: {err}")),
+                    Err(err) => problems.push(format!("{label}: {err}")),
                 },
             }
             if let Some(source) = source {

@@ -7,50 +7,112 @@
 //! print the same standard output and standard error (after placeholders and masking of
 //! registration times and pids) and exit with the same status.
 //!
-//! Where Nix itself behaves differently across versions, so that the capture cannot hold what
-//! the other client asks, the test names the op in [`CLIENT_DIFFERENCES`] and asserts that the
-//! divergence report names it as not in the capture; every step before the first difference
-//! must still match the live run.
+//! The remote scenarios (`copy-ssh-ng`, `copy-ssh`) cross versions too: live, the client's SSH
+//! store runs its own version's remote program (`nix-daemon --stdio`, `nix-store --serve
+//! --write`) on a store served by a daemon of the recording's version; replayed, the remote
+//! program is `nixcap replay --stdio --version-policy translate` of the capture, whose JSON
+//! report is checked like the socket replayer's.
+//!
+//! Where a client of one version asks what the recorded client did not (`nix copy` of 2.26 and
+//! later asks QueryMissing, 2.8's did not), the replayer answers from what the capture shows, as
+//! the recorded daemon would; [`DERIVED_ANSWERS`] names each such op, and the report must list
+//! it under `derived`.
 //!
 //! Tests need real Nix; without `NIXCAP_REQUIRE_NIX=1` they skip when it is missing.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nixcap_replay::{store_root, DivergenceReport, Options, Server, VersionPolicy};
 use nixcap_test_support::scenarios::{
     mask_volatile, scenario, FixtureRecord, Scenario, StepRecord, StoreAccess, Stores,
-    REMOTE_SCENARIOS,
 };
 use nixcap_test_support::{peer_or_skip, Daemon, DaemonOptions, NixVersion, Peer};
 use nixcap_view::DecodedCapture;
-use nixcap_wire::translate::Action;
 
-use super::replay::{replay_steps_on, Replayed};
+use super::replay::{
+    replay_steps_with, stdio_divergences, stdio_replayer, stdio_report, MainStore, Replayed,
+};
 
-/// A place where a client of one version asks what a client of the recording's version did
-/// not, so that the capture holds no answer: (recording series, client series, scenario, the
-/// op asked, why).
-const CLIENT_DIFFERENCES: &[(&str, &str, &str, &str, &str)] = &[
+/// Where a client of one version asks what the recorded client of another did not, so that
+/// the replayer answers from what the capture shows, as the recorded daemon would have: (recording
+/// series, client series, scenario, the op asked, why). The report must list these under
+/// `derived` (with the read-only queries a 2.34 client asks again, which are not listed here),
+/// and the client must still print what it prints live.
+const DERIVED_ANSWERS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "2.8",
         "2.26",
         "copy",
         "QueryMissing",
-        "`nix copy` of Nix 2.26 and later asks the source store QueryMissing before \
-         BuildPathsWithResults; Nix 2.8's did not, and the 2.8 capture's only QueryMissing \
-         of that output was asked before it was built (willBuild 1), a different answer",
+        COPY_ASKS_QUERY_MISSING,
     ),
     (
         "2.8",
         "2.34",
         "copy",
         "QueryMissing",
-        "`nix copy` of Nix 2.26 and later asks the source store QueryMissing before \
-         BuildPathsWithResults; Nix 2.8's did not, and the 2.8 capture's only QueryMissing \
-         of that output was asked before it was built (willBuild 1), a different answer",
+        COPY_ASKS_QUERY_MISSING,
+    ),
+    (
+        "2.8",
+        "2.26",
+        "copy-ssh-ng",
+        "QueryMissing",
+        COPY_ASKS_QUERY_MISSING_OF_A_SOURCE,
+    ),
+    (
+        "2.8",
+        "2.34",
+        "copy-ssh-ng",
+        "QueryMissing",
+        COPY_ASKS_QUERY_MISSING_OF_A_SOURCE,
+    ),
+    (
+        "2.8",
+        "2.26",
+        "copy-ssh",
+        "QueryMissing",
+        COPY_ASKS_QUERY_MISSING_OF_A_SOURCE,
+    ),
+    (
+        "2.8",
+        "2.34",
+        "copy-ssh",
+        "QueryMissing",
+        COPY_ASKS_QUERY_MISSING_OF_A_SOURCE,
+    ),
+    (
+        "2.8",
+        "2.26",
+        "copy-ssh",
+        "QueryPathInfos",
+        COPY_ASKS_QUERY_PATH_INFOS,
+    ),
+    (
+        "2.8",
+        "2.34",
+        "copy-ssh",
+        "QueryPathInfos",
+        COPY_ASKS_QUERY_PATH_INFOS,
     ),
 ];
+
+const COPY_ASKS_QUERY_MISSING: &str = "`nix copy` of Nix 2.26 and later asks the source store \
+     QueryMissing of the built output before BuildPathsWithResults; Nix 2.8's did not. The \
+     capture shows the output valid, and a daemon answers QueryMissing of valid paths with \
+     nothing to build, substitute or fetch";
+
+const COPY_ASKS_QUERY_PATH_INFOS: &str = "`nix copy --to ssh://` of Nix 2.26 and later asks \
+     the serve protocol's QueryPathInfos of the path it is about to upload; Nix 2.8's did not. \
+     The capture adds the path later (AddToStoreNar), so it is not valid yet, and the server \
+     sends no infos";
+
+const COPY_ASKS_QUERY_MISSING_OF_A_SOURCE: &str = "`nix copy` of Nix 2.26 and later asks its \
+     source store QueryMissing of the path to copy; Nix 2.8's did not. The capture shows the \
+     path added (AddToStore), and a daemon answers QueryMissing of valid paths with nothing to \
+     build, substitute or fetch";
 
 fn fixtures(series: &str) -> Vec<(PathBuf, FixtureRecord)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,27 +137,38 @@ fn fixtures(series: &str) -> Vec<(PathBuf, FixtureRecord)> {
                     .unwrap();
             (file, sidecar)
         })
-        // The remote scenarios' main store is an SSH store whose remote program is
-        // `nixcap replay --stdio`; crossing versions is tested for the daemon socket only.
-        .filter(|(_, sidecar)| {
-            !REMOTE_SCENARIOS
-                .iter()
-                .any(|remote| remote.name == sidecar.scenario)
-        })
         .collect()
 }
 
-/// The scenario run live: `client` against fresh daemons of `daemon`'s version.
+/// The scenario run live: `client` against fresh daemons of `daemon`'s version. The main store
+/// of a remote scenario is an SSH store whose remote program is the client's own (`nix-daemon
+/// --stdio`, `nix-store --serve --write`) on the main daemon's store.
 fn live_run(client: &Peer, daemon: &Peer, scenario: &Scenario) -> Vec<StepRecord> {
     let main = Daemon::start(daemon, DaemonOptions::new());
     let source = scenario
         .needs_source
         .then(|| Daemon::start(daemon, DaemonOptions::new()));
-    let stores = match &source {
-        Some(source) => {
-            Stores::with_source(StoreAccess::direct(&main), StoreAccess::direct(source))
+    let remote_dir = tempfile::tempdir().unwrap();
+    let main_access = match scenario.remote {
+        None => StoreAccess::direct(&main),
+        Some(remote) => {
+            let program = remote_dir.path().join("remote-program");
+            fs::write(
+                &program,
+                format!(
+                    "#!/bin/sh\nNIX_REMOTE='{}' exec {} \"$@\"\n",
+                    main.store_uri(),
+                    remote.program()
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+            StoreAccess::remote(remote, &program, &[main.state_dir().to_path_buf()])
         }
-        None => Stores::main(StoreAccess::direct(&main)),
+    };
+    let stores = match &source {
+        Some(source) => Stores::with_source(main_access, StoreAccess::direct(source)),
+        None => Stores::main(main_access),
     };
     let work = tempfile::tempdir().unwrap();
     scenario
@@ -104,36 +177,118 @@ fn live_run(client: &Peer, daemon: &Peer, scenario: &Scenario) -> Vec<StepRecord
         .steps
 }
 
-/// Replays `file` (and its source capture) to `client`, running the steps of the live run.
+/// One replayer's divergence report, as JSON (a socket replayer's, or the file a stdio
+/// replayer wrote), with its text for messages.
+struct Report {
+    json: serde_json::Value,
+    text: String,
+    /// False when a stdio replayer wrote no report: its session never started.
+    found: bool,
+}
+
+impl Report {
+    fn of(report: &DivergenceReport) -> Report {
+        Report {
+            json: serde_json::to_value(report).unwrap(),
+            text: report.render(),
+            found: true,
+        }
+    }
+
+    fn stdio(path: &Path) -> Report {
+        match stdio_report(path) {
+            Ok(json) => Report {
+                text: format!("{json:#}"),
+                json,
+                found: true,
+            },
+            Err(err) => Report {
+                json: serde_json::Value::Null,
+                text: err,
+                found: false,
+            },
+        }
+    }
+
+    fn diverged(&self) -> bool {
+        !self.found || !stdio_divergences(&self.json).is_empty()
+    }
+
+    fn list(&self, name: &str) -> &[serde_json::Value] {
+        self.json[name].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn served(&self) -> u64 {
+        self.json["served"].as_u64().unwrap_or(0)
+    }
+
+    fn translations(&self) -> u64 {
+        self.list("translations")
+            .iter()
+            .filter_map(|t| t["count"].as_u64())
+            .sum()
+    }
+}
+
+/// Replays `file` (and its source capture) to `client`, running the steps of the live run;
+/// returns what each step printed and the reports, the main store's first.
 fn replay_run(
     client: &Peer,
     scenario: &Scenario,
     file: &Path,
     sidecar: &FixtureRecord,
     steps: &[StepRecord],
-) -> (
-    Vec<(usize, Replayed)>,
-    DivergenceReport,
-    Option<DivergenceReport>,
-) {
+) -> (Vec<(usize, Replayed)>, Vec<Report>) {
     let options = || Options::default().version_policy(VersionPolicy::Translate);
+    // Canonical, since a stdio replayer's capture directory is bound into chroot clients.
+    let file = file.canonicalize().unwrap();
     let source = sidecar.source.as_ref().map(|record| {
         let source = Server::start_file(file.with_file_name(&record.capture), options()).unwrap();
         // As in the same-version replay: the output `nix copy` reads from the source's root
-        // crossed only the destination's socket.
-        let destination = DecodedCapture::new(nixcap_capture::read_capture_file(file).unwrap());
-        store_root::materialise(&destination, source.store_root().unwrap()).unwrap();
+        // crossed only the destination's socket. (The remote scenarios copy a file the source
+        // added itself.)
+        if scenario.remote.is_none() {
+            let destination =
+                DecodedCapture::new(nixcap_capture::read_capture_file(&file).unwrap());
+            store_root::materialise(&destination, source.store_root().unwrap()).unwrap();
+        }
         source
     });
-    let server = Server::start_file(file, options()).unwrap();
-    let replayed = replay_steps_on(client, scenario, steps, &server, source.as_ref());
-    (replayed, server.finish(), source.map(Server::finish))
+    let remote_dir = tempfile::tempdir().unwrap();
+    let server = match scenario.remote {
+        None => Some(Server::start_file(&file, options()).unwrap()),
+        Some(_) => None,
+    };
+    let main = match (&server, scenario.remote) {
+        (Some(server), _) => MainStore::Server(server),
+        (None, remote) => stdio_replayer(
+            remote.expect("a scenario without a server is remote"),
+            &file,
+            &["--version-policy", "translate"],
+            remote_dir.path(),
+        ),
+    };
+    let replayed = replay_steps_with(client, scenario, steps, main, source.as_ref());
+    let mut reports = vec![match server {
+        Some(server) => Report::of(&server.finish()),
+        None => Report::stdio(&remote_dir.path().join("report.json")),
+    }];
+    reports.extend(source.map(|source| Report::of(&source.finish())));
+    (replayed, reports)
 }
 
 fn same(live: &StepRecord, got: &Replayed) -> bool {
     live.exit_code == got.exit_code
         && mask_volatile(&live.stdout) == mask_volatile(&got.stdout)
         && mask_volatile(&live.stderr) == mask_volatile(&got.stderr)
+}
+
+fn render(reports: &[Report]) -> String {
+    reports
+        .iter()
+        .map(|r| r.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn cross(recorded: NixVersion, client_version: NixVersion) {
@@ -157,14 +312,12 @@ fn cross(recorded: NixVersion, client_version: NixVersion) {
         };
         let label = format!("nix-{rec}/{} to a {cli} client", sidecar.scenario);
         let live = live_run(&client, &daemon, scenario);
-        let (replayed, report, source_report) =
-            replay_run(&client, scenario, &file, &sidecar, &live);
-        let reports: Vec<&DivergenceReport> = std::iter::once(&report)
-            .chain(source_report.as_ref())
-            .collect();
-        let expected = CLIENT_DIFFERENCES
+        let (replayed, reports) = replay_run(&client, scenario, &file, &sidecar, &live);
+        let expected: Vec<&str> = DERIVED_ANSWERS
             .iter()
-            .find(|(r, c, s, _, _)| *r == rec && *c == cli && *s == sidecar.scenario);
+            .filter(|(r, c, s, _, _)| *r == rec && *c == cli && *s == sidecar.scenario)
+            .map(|(_, _, _, op, _)| *op)
+            .collect();
         let mut differing = Vec::new();
         for (index, got) in &replayed {
             let want = &live[*index];
@@ -181,16 +334,11 @@ fn cross(recorded: NixVersion, client_version: NixVersion) {
                 ));
             }
         }
-        let translations: u64 = reports
-            .iter()
-            .flat_map(|r| &r.translations)
-            .map(|t| t.count)
-            .sum();
         summary.push(format!(
             "{label}: {} step(s), {} request(s) served, {} translation(s), {}",
             replayed.len(),
-            reports.iter().map(|r| r.served).sum::<u64>(),
-            translations,
+            reports.iter().map(Report::served).sum::<u64>(),
+            reports.iter().map(Report::translations).sum::<u64>(),
             if differing.is_empty() {
                 "same as live"
             } else {
@@ -204,44 +352,35 @@ fn cross(recorded: NixVersion, client_version: NixVersion) {
                 live.len()
             ));
         }
-        match expected {
-            None => {
-                problems.extend(differing.into_iter().map(|d| format!("{label}: {d}")));
-                for report in &reports {
-                    if report.diverged() {
-                        problems.push(format!("{label}: diverged:\n{}", report.render()));
-                    }
-                }
-            }
-            Some((_, _, _, op, why)) => {
-                let named = reports
-                    .iter()
-                    .any(|r| r.unmatched.iter().any(|u| u.op == *op));
-                if !named {
-                    problems.push(format!(
-                        "{label}: expected the report to name {op} ({why}) as not in the \
-                         capture:\n{}",
-                        reports
-                            .iter()
-                            .map(|r| r.render())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ));
-                }
-                if differing.is_empty() {
-                    problems.push(format!(
-                        "{label}: listed as differing ({op}: {why}) but the replay matched the \
-                         live run; remove it from CLIENT_DIFFERENCES"
-                    ));
-                }
+        problems.extend(differing.iter().map(|d| format!("{label}: {d}")));
+        for report in &reports {
+            if report.diverged() {
+                problems.push(format!("{label}: diverged:\n{}", report.text));
             }
         }
+        let derived: Vec<&str> = reports
+            .iter()
+            .flat_map(|r| r.list("derived"))
+            .filter_map(|d| d["op"].as_str())
+            .collect();
+        if let Some(missing) = expected.iter().find(|op| !derived.contains(op)) {
+            problems.push(format!(
+                "{label}: expected an answer to {missing} derived from the capture \
+                 (DERIVED_ANSWERS), got {derived:?}:\n{}",
+                render(&reports)
+            ));
+        }
+        for (_, _, _, op, why) in DERIVED_ANSWERS
+            .iter()
+            .filter(|(r, c, s, _, _)| *r == rec && *c == cli && *s == sidecar.scenario)
+        {
+            summary.push(format!("  {op} answered from the capture: {why}"));
+        }
         // A replay across versions says so.
-        let translated = reports.iter().any(|r| !r.translated.is_empty());
-        if !translated {
+        if !reports.iter().any(|r| !r.list("translated").is_empty()) {
             problems.push(format!(
                 "{label}: the report lists no translated connection:\n{}",
-                report.render()
+                render(&reports)
             ));
         }
     }
@@ -276,20 +415,22 @@ fn the_report_lists_the_fields_dropped_for_an_older_client() {
         .find(|(_, s)| s.scenario == "build")
         .unwrap();
     let scenario = scenario("build").unwrap();
-    let (replayed, report, _) =
+    let (replayed, reports) =
         replay_run(&client, scenario, &file, &sidecar, &sidecar_steps(&sidecar));
+    let report = &reports[0];
     assert_eq!(replayed[0].1.exit_code, Some(0), "{}", replayed[0].1.stderr);
-    assert!(!report.diverged(), "{}", report.render());
-    assert_eq!(report.translated.len(), 1, "{}", report.render());
-    assert_eq!(report.translated[0].negotiated, "1.34");
+    assert!(!report.diverged(), "{}", report.text);
+    let translated = report.list("translated");
+    assert_eq!(translated.len(), 1, "{}", report.text);
+    assert_eq!(translated[0]["negotiated"], "1.34");
     let trust = report
-        .translations
+        .list("translations")
         .iter()
-        .find(|t| t.subject == "handshake" && t.field == "trust")
-        .unwrap_or_else(|| panic!("{}", report.render()));
-    assert_eq!(trust.action, Action::Dropped);
+        .find(|t| t["subject"] == "handshake" && t["field"] == "trust")
+        .unwrap_or_else(|| panic!("{}", report.text));
+    assert_eq!(trust["action"], "dropped");
     assert!(report
-        .render()
+        .text
         .contains("1.38 → 1.34: handshake trust: dropped"));
 }
 

@@ -5,18 +5,21 @@
 //! The serve protocol has no error channel: a server that cannot answer a
 //! command can only close the connection, which the client reports as the
 //! remote side going away. That is what the replayer does with a command
-//! the capture holds no answer for, after putting it in the report.
+//! the capture holds no answer for, after putting it in the report (with
+//! `--version-policy translate`, a QueryPathInfos that a newer `nix copy`
+//! asks first is answered from the capture instead: see `derive_serve`).
 
 use std::sync::Arc;
 
-use nixcap_wire::serve::ops::{ServeCommand, ServeRequest};
+use nixcap_wire::primitives::Writer;
+use nixcap_wire::serve::ops::{ServeCommand, ServeReply, ServeRequest};
 use nixcap_wire::session::{Event, EventKind};
 
 use super::{describe, End, Live, Step};
 use crate::key::{serve_key, serve_key_argument};
 use crate::matcher::LiveMatch;
 use crate::recorded::UploadDigest;
-use crate::report::{Hang, Refusal, UnmatchedRequest, UploadMismatch};
+use crate::report::{DerivedAnswer, Hang, Refusal, UnmatchedRequest, UploadMismatch};
 
 impl Live {
     /// Serves a client that started with the serve protocol's magic.
@@ -120,6 +123,20 @@ impl Live {
         let key_argument = serve_key_argument(&request);
         let found = self.shared.lock_matcher().find(live, &key);
         let digest = self.serve_upload(seq, command)?;
+        if found.is_none() && self.translate_policy() {
+            if let Some((bytes, how)) = self.derive_serve(&request, live.version) {
+                self.shared.with_report(|r| {
+                    r.derived.push(DerivedAnswer {
+                        connection: self.id,
+                        seq,
+                        op: name.clone(),
+                        key_argument: key_argument.clone(),
+                        how,
+                    })
+                });
+                return self.send(&bytes);
+            }
+        }
         let Some((c, e)) = found else {
             self.shared.with_report(|r| {
                 r.unmatched.push(UnmatchedRequest {
@@ -167,5 +184,40 @@ impl Live {
             return Err(End::Close);
         }
         Ok(())
+    }
+
+    /// `--version-policy translate`: an answer for a command the capture
+    /// has no unused answer to, which a client of another Nix version sends
+    /// where the recorded one did not (a serve client's version does not
+    /// tell Nix versions apart). `nix copy` of Nix 2.26 and later asks
+    /// QueryPathInfos of the paths it is about to upload; Nix 2.8's did not.
+    /// Paths the recording adds later are not valid yet, and the server
+    /// leaves them out, so a query of only those gets no infos.
+    fn derive_serve(
+        &self,
+        request: &ServeRequest,
+        version: nixcap_wire::ProtocolVersion,
+    ) -> Option<(Vec<u8>, String)> {
+        let ServeRequest::QueryPathInfos { paths } = request else {
+            return None;
+        };
+        let matcher = self.shared.lock_matcher();
+        let all_added_later = paths
+            .iter()
+            .all(|path| matcher.added_later(&path.to_string()));
+        drop(matcher);
+        if !all_added_later {
+            return None;
+        }
+        let mut w = Writer::new();
+        ServeReply::PathInfos { infos: Vec::new() }.encode(&mut w, version);
+        Some((
+            w.into_bytes(),
+            format!(
+                "no infos: {} path(s) not valid yet, since the capture adds them later \
+                 (AddToStoreNar)",
+                paths.len()
+            ),
+        ))
     }
 }

@@ -8,3 +8,4 @@
 )]
 
 mod recorded; // A client sending a capture's recorded bytes gets the recorded answers back.
+mod versions; // A client of a newer Nix, served from an older capture when translating.
