@@ -133,6 +133,9 @@ pub struct Relay {
 pub struct Stopped {
     /// The capture, for the recorder.
     pub capture: Option<PathBuf>,
+    /// The process's peak RSS over its whole life, stop included (the last
+    /// `VmHWM` read while it was alive, polled every 5 ms until it exited).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Relay {
@@ -322,7 +325,10 @@ impl Relay {
     pub fn stop(mut self) -> Result<Stopped> {
         let capture = self.capture.take();
         let Some(mut child) = self.child.take() else {
-            return Ok(Stopped { capture });
+            return Ok(Stopped {
+                capture,
+                peak_rss_bytes: None,
+            });
         };
         if self.library {
             // Closing standard input tells the child to finish.
@@ -332,7 +338,12 @@ impl Relay {
             send_signal(child.id(), signal)?;
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
+        let mut peak = None;
         let status = loop {
+            // Read before reaping: an exited process has no VmHWM.
+            if let Some(bytes) = peak_rss_bytes(child.id()) {
+                peak = Some(bytes);
+            }
             if let Some(status) = child
                 .try_wait()
                 .doing(|| "waiting for a relay".to_owned())?
@@ -356,7 +367,10 @@ impl Relay {
                 message: format!("exited with {status}"),
             });
         }
-        Ok(Stopped { capture })
+        Ok(Stopped {
+            capture,
+            peak_rss_bytes: peak,
+        })
     }
 }
 

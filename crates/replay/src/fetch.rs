@@ -16,13 +16,13 @@
 
 use std::path::Path;
 
-use nixcap_capture::{read_capture_file, ReadError, StoreObjectKind};
+use nixcap_capture::{ReadError, StoreObjectKind};
 use nixcap_client::{Client, ClientOptions};
-use nixcap_view::DecodedCapture;
 use nixcap_wire::types::UnkeyedValidPathInfo;
 use sha2::{Digest, Sha256};
 
-use crate::store_root::{plan_fetch, FetchPlan};
+use crate::plan::plan_fetch_file;
+use crate::store_root::FetchPlan;
 
 /// One store object for the capture: contents, or why they are missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,8 @@ pub struct FetchSummary {
 }
 
 /// Reads the capture at `capture` as far as it is written (an unfinished
-/// capture is fine), plans what a replay of it needs ([`plan_fetch`]),
+/// capture is fine), plans what a replay of it needs ([`plan_fetch_file`]:
+/// as [`plan_fetch`](crate::plan_fetch) would, in flat memory),
 /// fetches that from the daemon at `socket` and passes every result to
 /// `each`. Returns how many objects were planned, and what the fetch did;
 /// fails only when the capture cannot be read at all.
@@ -62,8 +63,7 @@ pub fn fetch_for_capture_file(
     options: &ClientOptions,
     each: impl FnMut(Fetched),
 ) -> Result<(usize, FetchSummary), ReadError> {
-    let read = read_capture_file(capture)?;
-    let plan = plan_fetch(&DecodedCapture::new(read));
+    let plan = plan_fetch_file(capture)?;
     let planned = plan.nars.len() + plan.logs.len();
     Ok((planned, fetch_store_objects(&plan, socket, options, each)))
 }

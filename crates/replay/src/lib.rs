@@ -36,6 +36,7 @@ mod conn;
 pub mod fetch;
 mod key;
 mod matcher;
+pub mod plan;
 mod recorded;
 mod report;
 pub mod store_root;
@@ -52,6 +53,7 @@ use nixcap_view::DecodedCapture;
 pub use fetch::{fetch_for_capture_file, fetch_store_objects, FetchSummary, Fetched};
 pub use key::request_key;
 pub use nixcap_socket::{ListenError, MAX_SOCKET_PATH};
+pub use plan::{plan_fetch_file, FetchPlanner};
 pub use report::{
     AppliedTranslation, ConnectionProblem, DerivedAnswer, DivergenceReport, Hang, Refusal,
     TranslatedConnection, UnmatchedRequest, Untranslated, UnusedExchange, UploadMismatch,

@@ -121,7 +121,7 @@ pub fn materialise(capture: &DecodedCapture, root: &Path) -> Result<Materialised
     Ok(out)
 }
 
-fn base_name(path: &str) -> &str {
+pub(crate) fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
@@ -333,7 +333,7 @@ pub fn plan_fetch(capture: &DecodedCapture) -> FetchPlan {
 }
 
 /// The store paths an exchange shows to be valid.
-fn valid_paths(request: &Request, reply: &Reply) -> Vec<String> {
+pub(crate) fn valid_paths(request: &Request, reply: &Reply) -> Vec<String> {
     let strings = |paths: &[StorePath]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
     match (request, reply) {
         (Request::IsValidPath { path }, Reply::IsValidPath { valid: true }) => {

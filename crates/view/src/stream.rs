@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 
-use nixcap_capture::{Block, ConnectionClosed, ConnectionOpened, Header, ReadError, Reader};
+use nixcap_capture::{
+    Block, ConnectionClosed, ConnectionOpened, Header, ReadError, Reader, StoreObject,
+};
 use nixcap_wire::session::{Event, SessionDecoder};
 
 use crate::wire_direction;
@@ -63,6 +65,8 @@ pub struct EventStream<R: Read> {
     pending: VecDeque<StreamItem>,
     damage: Option<ReadError>,
     done: bool,
+    /// Descriptions of the store objects passed so far (not their contents).
+    store_objects: Vec<StoreObject>,
 }
 
 impl<R: Read> EventStream<R> {
@@ -75,12 +79,19 @@ impl<R: Read> EventStream<R> {
             pending: VecDeque::new(),
             damage: None,
             done: false,
+            store_objects: Vec::new(),
         })
     }
 
     /// The capture's header.
     pub fn header(&self) -> &Header {
         self.reader.header()
+    }
+
+    /// The descriptions of the store objects read so far (their contents
+    /// are not kept): all of them once the stream has ended.
+    pub fn store_objects(&self) -> &[StoreObject] {
+        &self.store_objects
     }
 
     /// Bytes of the file consumed so far, for progress reports.
@@ -142,6 +153,7 @@ impl<R: Read> EventStream<R> {
                 Some(Ok(Block::ConnectionClosed(closed))) => {
                     self.finish(closed.conn, Some(closed));
                 }
+                Some(Ok(Block::StoreObject(object))) => self.store_objects.push(object),
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {
                     self.damage = Some(err);
