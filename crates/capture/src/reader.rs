@@ -301,6 +301,10 @@ impl<R: Read> Reader<R> {
                     self.location(chunk_offset, Some(next_frame)),
                 ));
             }
+            // The current frame is used up: free it before the next one is
+            // read, so that two frames are never held at once.
+            self.frame = Vec::new();
+            self.frame_pos = 0;
             let frame =
                 read_frame_after_tag(&mut self.input, &mut self.decompressor).map_err(|kind| {
                     ReadError::new(kind, self.location(chunk_offset, Some(next_frame)))

@@ -426,6 +426,9 @@ impl<W: Send + 'static> Recorder<W> {
             let _ = task.await;
         }
         self.shared.sink.flush().await;
+        // No connection is left to forward: the forwarding buffers (up to the
+        // capture queue's size) are freed before the capture is read back.
+        self.shared.sink.pool.clear();
     }
 
     /// Adds a store object to the capture: contents fetched outside every

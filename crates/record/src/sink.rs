@@ -85,6 +85,15 @@ impl BufferPool {
         pooled.unwrap_or_else(|| Vec::with_capacity(self.buffer_size))
     }
 
+    /// Frees every pooled buffer (once no connection is left to use them).
+    pub(crate) fn clear(&self) {
+        let mut guard = match self.buffers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Vec::new();
+    }
+
     /// Returns a buffer to the pool if it is one of ours and the pool has room.
     pub(crate) fn put(&self, mut buffer: Vec<u8>) {
         if buffer.capacity() < self.buffer_size || buffer.capacity() > 2 * self.buffer_size {

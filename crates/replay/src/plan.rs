@@ -281,7 +281,7 @@ impl FetchPlanner {
 pub fn plan_fetch_file(path: &Path) -> Result<FetchPlan, ReadError> {
     let file = File::open(path)
         .map_err(|source| ReadError::new(ReadErrorKind::Io { source }, Location::default()))?;
-    let mut stream = EventStream::new(BufReader::with_capacity(1 << 20, file))?;
+    let mut stream = EventStream::new(BufReader::with_capacity(64 << 10, file))?;
     let mut planner = FetchPlanner::new();
     for item in stream.by_ref() {
         // Damage ends the stream; what came before it is planned.

@@ -177,7 +177,9 @@ pub(super) fn read_frame_after_tag<R: Read>(
     }
     // The buffer grows with the bytes actually present, so a truncated file
     // never costs the full declared length.
-    let mut compressed = Vec::new();
+    // Checked against MAX_FRAME_COMPRESSED_LEN above; reserving (not
+    // touching) the whole length saves growing the buffer by doubling.
+    let mut compressed = Vec::with_capacity(compressed_len as usize);
     input
         .by_ref()
         .take(u64::from(compressed_len))

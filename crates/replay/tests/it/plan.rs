@@ -65,3 +65,39 @@ fn the_streamed_plan_is_the_plan_of_every_real_session() {
     // Most transcripts are single ops whose replies name no valid path.
     assert!(planned >= 5, "only {planned} sessions plan anything");
 }
+
+/// A capture cut anywhere (a recorder killed mid-write, a partial download)
+/// is planned up to the damage, as the whole-capture view reads it.
+#[test]
+fn a_cut_capture_is_planned_up_to_the_cut() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/captures/nix-2.8/build.nixcap");
+    let bytes = std::fs::read(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut_path = dir.path().join("cut.nixcap");
+    let mut planned = 0;
+    for eighth in 1..8 {
+        let cut = bytes.len() * eighth / 8;
+        std::fs::write(&cut_path, &bytes[..cut]).unwrap();
+        let Ok(read) = read_capture_file(&cut_path) else {
+            // Cut inside the header: neither reader has anything to plan.
+            assert!(plan_fetch_file(&cut_path).is_err(), "cut at {cut}");
+            continue;
+        };
+        let mut decoded = DecodedCapture::new(read);
+        decoded.capture.store_objects.clear();
+        let whole = plan_fetch(&decoded);
+        let mut planner = FetchPlanner::new();
+        for item in EventStream::new(File::open(&cut_path).unwrap()).unwrap() {
+            match item {
+                Ok(item) => planner.item(&item),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(planner.finish(), whole, "cut at {cut} of {}", bytes.len());
+        if !whole.nars.is_empty() {
+            planned += 1;
+        }
+    }
+    assert!(planned >= 1, "no cut left anything to plan");
+}
