@@ -137,6 +137,10 @@ pub(super) struct RawFrame {
 
 /// Reads the rest of a frame whose four-byte tag was already consumed,
 /// checks it, and decompresses it.
+/// The most of a frame's declared compressed length reserved before its
+/// bytes are read: the writer's default frame size, and a bit.
+const COMPRESSED_RESERVE_MAX: usize = 4 << 20 | 64 << 10;
+
 pub(super) fn read_frame_after_tag<R: Read>(
     input: &mut R,
     decompressor: &mut zstd::bulk::Decompressor<'static>,
@@ -175,11 +179,11 @@ pub(super) fn read_frame_after_tag<R: Read>(
             max: MAX_FRAME_UNCOMPRESSED_LEN,
         }));
     }
-    // The buffer grows with the bytes actually present, so a truncated file
-    // never costs the full declared length.
-    // Checked against MAX_FRAME_COMPRESSED_LEN above; reserving (not
-    // touching) the whole length saves growing the buffer by doubling.
-    let mut compressed = Vec::with_capacity(compressed_len as usize);
+    // Up to the writer's default frame size the whole declared length is
+    // reserved (a frame is read without growing the buffer by doubling);
+    // beyond it the buffer grows with the bytes actually present, so a
+    // truncated file never costs more than that reserve.
+    let mut compressed = Vec::with_capacity((compressed_len as usize).min(COMPRESSED_RESERVE_MAX));
     input
         .by_ref()
         .take(u64::from(compressed_len))
