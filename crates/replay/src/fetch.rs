@@ -2,7 +2,7 @@
 //! what the recorded sessions saw in the store but never received.
 //!
 //! [`fetch_store_objects`] takes the [`FetchPlan`] of a capture
-//! ([`crate::store_root::plan_fetch`]), asks the daemon for each planned
+//! ([`crate::plan_fetch`]), asks the daemon for each planned
 //! path with QueryPathInfo (a path that is not valid any more is left
 //! out), downloads the valid ones with NarFromPath, checks each NAR against
 //! its size and hash, and hands every result to the caller, who adds it to

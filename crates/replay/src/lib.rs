@@ -53,12 +53,12 @@ use nixcap_view::DecodedCapture;
 pub use fetch::{fetch_for_capture_file, fetch_store_objects, FetchSummary, Fetched};
 pub use key::request_key;
 pub use nixcap_socket::{ListenError, MAX_SOCKET_PATH};
-pub use plan::{plan_fetch_file, FetchPlanner};
+pub use plan::{plan_fetch, plan_fetch_file, FetchPlanner};
 pub use report::{
     AppliedTranslation, ConnectionProblem, DerivedAnswer, DivergenceReport, Hang, Refusal,
     TranslatedConnection, UnmatchedRequest, Untranslated, UnusedExchange, UploadMismatch,
 };
-pub use store_root::{plan_fetch, FetchPlan, Materialised, StoreRootError};
+pub use store_root::{FetchPlan, Materialised, StoreRootError};
 
 use matcher::Matcher;
 use recorded::Recorded;

@@ -1,19 +1,20 @@
 //! Planning a fetch while the capture is read, in memory that does not grow
 //! with the recorded bytes.
 //!
-//! [`plan_fetch`](crate::plan_fetch) needs a whole [`DecodedCapture`]:
-//! every stream in memory, decoded, and the uploads put together again. A
-//! recorder that reads its capture back when it stops would hold several
+//! A recorder reads its capture back when it stops to find what a replay
+//! would still need; holding the capture whole for that would cost several
 //! times what it recorded (three times the NAR of a `nix-store --add`).
-//! [`FetchPlanner`] comes to the same [`FetchPlan`] from decoded events one
-//! at a time ([`EventStream`]): what a plan needs from the payloads is only
-//! which paths crossed the wire, and the session decoder already names them
-//! (the reply or request of an add, the path infos of AddMultipleToStore,
-//! the export records of ImportPaths), so no payload byte is kept. What it
-//! holds is per connection: the requests still waiting for their reply, the
-//! paths seen, and the build logs.
+//! [`FetchPlanner`] comes to the [`FetchPlan`] from decoded events one at a
+//! time ([`EventStream`]): what a plan needs from the payloads is only which
+//! paths crossed the wire, and the session decoder already names them (the
+//! reply or request of an add, the path infos of AddMultipleToStore, the
+//! export records of ImportPaths), so no payload byte is kept. What it holds
+//! is per connection: the requests still waiting for their reply, the paths
+//! seen, and the build logs (`BuildLogs`).
 //!
-//! [`DecodedCapture`]: nixcap_view::DecodedCapture
+//! It is the only planner: [`plan_fetch`] feeds it a capture already
+//! decoded, and [`recorded_build_logs`](crate::store_root::recorded_build_logs)
+//! is its log assembler run over every connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 use nixcap_capture::{Location, ReadError, ReadErrorKind, StoreObjectKind};
 use nixcap_view::stream::{EventStream, StreamItem};
+use nixcap_view::DecodedCapture;
 use nixcap_wire::ops::{AddToStoreArgs, Reply, Request};
 use nixcap_wire::session::{Event, EventKind, PayloadItem};
 use nixcap_wire::stderr::{ActivityType, Field, ResultType, StderrMessage};
@@ -45,10 +47,8 @@ struct ConnectionPlan {
     crossed: BTreeSet<String>,
     /// Base names of the build logs uploaded (AddBuildLog).
     uploaded_logs: BTreeSet<String>,
-    /// Build activity ids, to the index of their log in `logs`.
-    activities: BTreeMap<u64, usize>,
-    /// Build logs put together from log lines, in first-started order.
-    logs: Vec<(String, Vec<u8>)>,
+    /// Build logs put together from the log stream.
+    logs: BuildLogs,
 }
 
 impl ConnectionPlan {
@@ -64,10 +64,7 @@ impl ConnectionPlan {
                     self.payload_item(*seq, item);
                 }
             }
-            EventKind::Stderr {
-                seq: Some(_),
-                message,
-            } => self.log_message(message),
+            EventKind::Stderr { seq: Some(_), .. } => self.logs.event(event),
             EventKind::Reply { seq, reply } => self.reply(*seq, reply),
             _ => {}
         }
@@ -132,8 +129,36 @@ impl ConnectionPlan {
         }
         self.valid.extend(valid_paths(&request, reply));
     }
+}
 
-    fn log_message(&mut self, message: &StderrMessage) {
+/// The build logs of one connection, put together from the daemon's log
+/// stream: a build activity (`StartActivity` of type BUILD, whose first
+/// field is the derivation path) collects the `resBuildLogLine` results that
+/// name it, each line followed by a newline as the builder printed it (a
+/// last line without a newline, and carriage returns, are not reproduced).
+/// A derivation built again on the connection starts its log afresh, in the
+/// place of its first build.
+#[derive(Debug, Default)]
+pub(crate) struct BuildLogs {
+    /// Build activity ids, to the index of their log in `logs`.
+    activities: BTreeMap<u64, usize>,
+    /// Per derivation path, in first-started order.
+    logs: Vec<(String, Vec<u8>)>,
+}
+
+impl BuildLogs {
+    /// Takes the connection's next event; only the log stream of ops counts.
+    pub(crate) fn event(&mut self, event: &Event) {
+        if let EventKind::Stderr {
+            seq: Some(_),
+            message,
+        } = &event.kind
+        {
+            self.message(message);
+        }
+    }
+
+    fn message(&mut self, message: &StderrMessage) {
         match message {
             StderrMessage::StartActivity {
                 id,
@@ -172,11 +197,35 @@ impl ConnectionPlan {
             _ => {}
         }
     }
+
+    /// The logs, per derivation path.
+    pub(crate) fn into_logs(self) -> Vec<(String, Vec<u8>)> {
+        self.logs
+    }
+}
+
+/// The build logs of several connections, in connection order: a derivation
+/// built again on a later connection keeps the later log, in the place of
+/// its first build (as Nix keeps the last log written).
+pub(crate) fn merge_logs(
+    connections: impl IntoIterator<Item = Vec<(String, Vec<u8>)>>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
+    for connection in connections {
+        for (drv, text) in connection {
+            match logs.iter_mut().find(|(d, _)| *d == drv) {
+                Some(entry) => entry.1 = text,
+                None => logs.push((drv, text)),
+            }
+        }
+    }
+    logs
 }
 
 /// Builds a [`FetchPlan`] from a capture's decoded events, fed in capture
-/// order; see the module documentation. Gives the plan
-/// [`plan_fetch`](crate::plan_fetch) gives for the whole capture.
+/// order (or connection by connection: only the order within a connection,
+/// and the order connections were opened in, count); see the module
+/// documentation.
 #[derive(Debug, Default)]
 pub struct FetchPlanner {
     /// Connections in the order they were opened.
@@ -196,26 +245,34 @@ impl FetchPlanner {
     /// Takes the next item of an [`EventStream`].
     pub fn item(&mut self, item: &StreamItem) {
         match item {
-            StreamItem::Opened(opened) => {
-                if !self.connections.contains_key(&opened.conn) {
-                    self.order.push(opened.conn);
-                    self.connections
-                        .insert(opened.conn, ConnectionPlan::default());
-                }
-            }
-            StreamItem::Event { conn, event, .. } => {
-                if let Some(connection) = self.connections.get_mut(conn) {
-                    connection.event(event);
-                }
-            }
-            StreamItem::Closed { conn, .. } => {
-                if let Some(connection) = self.connections.get_mut(conn) {
-                    // Ops never answered add nothing.
-                    connection.requests.clear();
-                    connection.uploaded.clear();
-                    connection.uploading.clear();
-                }
-            }
+            StreamItem::Opened(opened) => self.opened(opened.conn),
+            StreamItem::Event { conn, event, .. } => self.event(*conn, event),
+            StreamItem::Closed { conn, .. } => self.closed(*conn),
+        }
+    }
+
+    /// A connection was opened.
+    pub fn opened(&mut self, conn: u64) {
+        if !self.connections.contains_key(&conn) {
+            self.order.push(conn);
+            self.connections.insert(conn, ConnectionPlan::default());
+        }
+    }
+
+    /// The next decoded event of connection `conn` (of either direction, in
+    /// decoding order).
+    pub fn event(&mut self, conn: u64, event: &Event) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.event(event);
+        }
+    }
+
+    /// Connection `conn` was closed: ops never answered add nothing.
+    pub fn closed(&mut self, conn: u64) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.requests.clear();
+            connection.uploaded.clear();
+            connection.uploading.clear();
         }
     }
 
@@ -255,23 +312,39 @@ impl FetchPlanner {
                 }
             }
         }
-        // A derivation built again later keeps the later log, in the place
-        // of its first build.
-        let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
-        for connection in ordered {
-            for (drv, text) in connection.logs {
-                match logs.iter_mut().find(|(d, _)| *d == drv) {
-                    Some(entry) => entry.1 = text,
-                    None => logs.push((drv, text)),
-                }
-            }
-        }
+        let logs = merge_logs(ordered.into_iter().map(|c| c.logs.into_logs()));
         plan.logs = logs
             .into_iter()
             .filter(|(drv, _)| !have_logs.contains(base_name(drv)))
             .collect();
         plan
     }
+}
+
+/// The store paths and build logs a replay of `capture` needs beyond what
+/// crossed the recorded connections (and beyond store objects the capture
+/// already holds): every path a reply showed as valid (IsValidPath,
+/// QueryValidPaths, QueryPathInfo and the references in its info,
+/// QueryDerivationOutputMap, QueryDerivationOutputs, built outputs of
+/// BuildPathsWithResults and BuildDerivation), and every path a client made
+/// a root of or asked to be made valid (AddTempRoot, AddPermRoot,
+/// EnsurePath), and the log of every build whose log lines the daemon sent.
+/// [`plan_fetch_file`] gives the same plan reading a file.
+pub fn plan_fetch(capture: &DecodedCapture) -> FetchPlan {
+    let mut planner = FetchPlanner::new();
+    for connection in &capture.connections {
+        planner.opened(connection.conn);
+        for timed in &connection.events {
+            planner.event(connection.conn, &timed.event);
+        }
+        if connection.closed.is_some() {
+            planner.closed(connection.conn);
+        }
+    }
+    for stored in &capture.capture.store_objects {
+        planner.store_object(stored.object.kind, &stored.object.name);
+    }
+    planner.finish()
 }
 
 /// Reads the capture at `path` as far as it is written (an unfinished or
@@ -292,4 +365,86 @@ pub fn plan_fetch_file(path: &Path) -> Result<FetchPlan, ReadError> {
         planner.store_object(object.kind, &object.name);
     }
     Ok(planner.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(id: u64, drv: &str) -> StderrMessage {
+        StderrMessage::StartActivity {
+            id,
+            level: 0,
+            activity_type: ActivityType::BUILD,
+            text: "building".into(),
+            fields: vec![Field::String(drv.into()), Field::String("".into())],
+            parent: 0,
+        }
+    }
+
+    fn line(id: u64, text: &str) -> StderrMessage {
+        StderrMessage::Result {
+            id,
+            result_type: ResultType::BUILD_LOG_LINE,
+            fields: vec![Field::String(text.into())],
+        }
+    }
+
+    fn logs_of(messages: &[StderrMessage]) -> Vec<(String, Vec<u8>)> {
+        let mut logs = BuildLogs::default();
+        for message in messages {
+            logs.message(message);
+        }
+        logs.into_logs()
+    }
+
+    #[test]
+    fn a_build_log_is_its_lines_each_ended_by_a_newline() {
+        let logs = logs_of(&[
+            start(7, "/nix/store/aaaa-a.drv"),
+            line(7, "one"),
+            start(8, "/nix/store/bbbb-b.drv"),
+            line(8, "other"),
+            line(7, "two"),
+            // Lines of an activity that is not a build are no log.
+            line(9, "stray"),
+        ]);
+        assert_eq!(
+            logs,
+            vec![
+                ("/nix/store/aaaa-a.drv".to_owned(), b"one\ntwo\n".to_vec()),
+                ("/nix/store/bbbb-b.drv".to_owned(), b"other\n".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_derivation_built_again_keeps_the_later_log_in_the_first_place() {
+        let first = logs_of(&[
+            start(1, "/nix/store/aaaa-a.drv"),
+            line(1, "first try"),
+            start(2, "/nix/store/bbbb-b.drv"),
+            line(2, "b"),
+            start(3, "/nix/store/aaaa-a.drv"),
+            line(3, "second try"),
+        ]);
+        assert_eq!(first[0].1, b"second try\n");
+        let second = logs_of(&[
+            start(1, "/nix/store/cccc-c.drv"),
+            line(1, "c"),
+            start(2, "/nix/store/bbbb-b.drv"),
+            line(2, "b again"),
+        ]);
+        let merged = merge_logs([first, second]);
+        let names: Vec<&str> = merged.iter().map(|(drv, _)| drv.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "/nix/store/aaaa-a.drv",
+                "/nix/store/bbbb-b.drv",
+                "/nix/store/cccc-c.drv"
+            ]
+        );
+        assert_eq!(merged[1].1, b"b again\n");
+    }
 }

@@ -20,7 +20,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use nixcap_capture::StoreObjectKind;
 use nixcap_view::{DecodedCapture, Outcome};
@@ -28,10 +28,12 @@ use nixcap_wire::nar::{parse_nar, NarNodeKind, NarOptions};
 use nixcap_wire::ops::{AddToStoreArgs, Reply, Request};
 use nixcap_wire::primitives::Reader;
 use nixcap_wire::session::{Direction, EventKind};
-use nixcap_wire::stderr::{ActivityType, Field, ResultType, StderrMessage};
 use nixcap_wire::types::{
     BuildResult, ContentAddressMethod, DerivedPath, StorePath, ValidPathInfo,
 };
+
+pub use crate::plan::plan_fetch;
+use crate::plan::{merge_logs, BuildLogs};
 
 /// Why a store object could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -200,58 +202,18 @@ fn wire_objects(capture: &DecodedCapture) -> Vec<Object> {
 }
 
 /// The build logs the daemon streamed while it built, per derivation path,
-/// put together from its `resBuildLogLine` results: each line followed by a
-/// newline, as the builder printed it (a last line without a newline, and
-/// carriage returns, are not reproduced). A derivation built twice keeps the
-/// later log, as Nix does.
+/// put together from its `resBuildLogLine` results (`plan::BuildLogs`): each
+/// line followed by a newline, as the builder printed it (a last line
+/// without a newline, and carriage returns, are not reproduced). A
+/// derivation built twice keeps the later log, as Nix does.
 pub fn recorded_build_logs(capture: &DecodedCapture) -> Vec<(String, Vec<u8>)> {
-    let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
-    for connection in &capture.connections {
-        // Build activity ids of this connection, to the index of their log.
-        let mut activities: BTreeMap<u64, usize> = BTreeMap::new();
-        for exchange in &connection.exchanges {
-            for (_, message) in exchange.log_messages(connection) {
-                match message {
-                    StderrMessage::StartActivity {
-                        id,
-                        activity_type,
-                        fields,
-                        ..
-                    } if *activity_type == ActivityType::BUILD => {
-                        let Some(Field::String(drv)) = fields.first() else {
-                            continue;
-                        };
-                        let drv = drv.to_string_lossy().into_owned();
-                        let index = match logs.iter().position(|(d, _)| *d == drv) {
-                            Some(index) => {
-                                logs[index].1.clear();
-                                index
-                            }
-                            None => {
-                                logs.push((drv, Vec::new()));
-                                logs.len() - 1
-                            }
-                        };
-                        activities.insert(*id, index);
-                    }
-                    StderrMessage::Result {
-                        id,
-                        result_type,
-                        fields,
-                    } if *result_type == ResultType::BUILD_LOG_LINE => {
-                        if let (Some(&index), Some(Field::String(line))) =
-                            (activities.get(id), fields.first())
-                        {
-                            logs[index].1.extend_from_slice(line.as_bytes());
-                            logs[index].1.push(b'\n');
-                        }
-                    }
-                    _ => {}
-                }
-            }
+    merge_logs(capture.connections.iter().map(|connection| {
+        let mut logs = BuildLogs::default();
+        for timed in &connection.events {
+            logs.event(&timed.event);
         }
-    }
-    logs
+        logs.into_logs()
+    }))
 }
 
 /// Store paths whose contents crossed the recorded connections.
@@ -277,59 +239,6 @@ pub struct FetchPlan {
     /// Build logs put together from the recorded log stream, per derivation
     /// path, for derivations whose log did not cross a connection.
     pub logs: Vec<(String, Vec<u8>)>,
-}
-
-/// The store paths and build logs a replay of `capture` needs beyond what
-/// crossed the recorded connections (and beyond store objects the capture
-/// already holds): every path a reply showed as valid (IsValidPath,
-/// QueryValidPaths, QueryPathInfo and the references in its info,
-/// QueryDerivationOutputMap, QueryDerivationOutputs, built outputs of
-/// BuildPathsWithResults and BuildDerivation), and every path a client made
-/// a root of or asked to be made valid (AddTempRoot, AddPermRoot,
-/// EnsurePath), and the log of every build whose log lines the daemon sent.
-pub fn plan_fetch(capture: &DecodedCapture) -> FetchPlan {
-    let mut have = crossed_paths(capture);
-    let mut have_logs: BTreeSet<String> = BTreeSet::new();
-    for object in wire_objects(capture) {
-        if let Object::Log { base_name, .. } = object {
-            have_logs.insert(base_name);
-        }
-    }
-    for stored in &capture.capture.store_objects {
-        match stored.object.kind {
-            StoreObjectKind::Nar => {
-                have.insert(stored.object.name.clone());
-            }
-            StoreObjectKind::BuildLog => {
-                have_logs.insert(base_name(&stored.object.name).to_owned());
-            }
-            _ => {}
-        }
-    }
-    let mut plan = FetchPlan::default();
-    let mut seen = BTreeSet::new();
-    let mut want = |path: &str, plan: &mut FetchPlan| {
-        if path.starts_with('/') && !have.contains(path) && seen.insert(path.to_owned()) {
-            plan.nars.push(path.to_owned());
-        }
-    };
-    for connection in &capture.connections {
-        for exchange in &connection.exchanges {
-            let (Some(request), Outcome::Reply(reply)) = (&exchange.request, &exchange.outcome)
-            else {
-                continue;
-            };
-            for path in valid_paths(request, reply) {
-                want(&path, &mut plan);
-            }
-        }
-    }
-    for (drv, text) in recorded_build_logs(capture) {
-        if !have_logs.contains(base_name(&drv)) {
-            plan.logs.push((drv, text));
-        }
-    }
-    plan
 }
 
 /// The store paths an exchange shows to be valid.
