@@ -541,30 +541,54 @@ const ZSTD_MAX_BLOCK: usize = 128 * 1024;
 /// single-segment flag, then blocks of at most 128 KiB, each behind a
 /// 3-byte block header (type raw, the last one flagged as last). Every zstd
 /// decoder reads it; making it costs a copy, where compressing
-/// incompressible bytes costs zstd's whole match search first.
+/// incompressible bytes costs zstd's whole match search first
+/// ([`stored_zstd_frame_parts`] gives the same bytes without the copy).
 ///
 /// `content` must be shorter than 4 GiB (frames are at most 64 MiB).
 pub fn put_stored_zstd_frame(out: &mut Vec<u8>, content: &[u8]) {
+    let mut heads = Vec::new();
+    let parts = stored_zstd_frame_parts(content, &mut heads);
+    out.reserve(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
+/// The bytes of the zstd frame [`put_stored_zstd_frame`] makes, in order,
+/// as pieces: the frame header, then per block its header and its slice of
+/// `content`, so that a writer can hand them on without copying `content`.
+/// The headers are put in `heads` (cleared first); the pieces borrow it.
+pub fn stored_zstd_frame_parts<'a>(content: &'a [u8], heads: &'a mut Vec<u8>) -> Vec<&'a [u8]> {
     let blocks = content.len().div_ceil(ZSTD_MAX_BLOCK).max(1);
-    out.reserve(4 + 1 + 4 + 3 * blocks + content.len());
-    out.extend_from_slice(&ZSTD_MAGIC);
+    heads.clear();
+    heads.reserve(4 + 1 + 4 + 3 * blocks);
+    heads.extend_from_slice(&ZSTD_MAGIC);
     // Frame header descriptor: content size field of 4 bytes (flag 2),
     // single segment (no window descriptor), no checksum, no dictionary.
-    out.push(0b1010_0000);
-    out.extend_from_slice(&(content.len() as u32).to_le_bytes());
-    let mut chunks = content.chunks(ZSTD_MAX_BLOCK).peekable();
-    if chunks.peek().is_none() {
+    heads.push(0b1010_0000);
+    heads.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    const FRAME_HEAD: usize = 9;
+    if content.is_empty() {
         // An empty frame still has one (empty, last) block.
-        out.extend_from_slice(&[1, 0, 0]);
-        return;
+        heads.extend_from_slice(&[1, 0, 0]);
+        let heads: &'a [u8] = heads;
+        return vec![heads];
     }
-    while let Some(chunk) = chunks.next() {
-        let last = u32::from(chunks.peek().is_none());
+    for (index, chunk) in content.chunks(ZSTD_MAX_BLOCK).enumerate() {
+        let last = u32::from(index + 1 == blocks);
         // Block header: bit 0 last block, bits 1-2 type (0, raw), bits 3-23 size.
         let header = last | ((chunk.len() as u32) << 3);
-        out.extend_from_slice(&header.to_le_bytes()[..3]);
-        out.extend_from_slice(chunk);
+        heads.extend_from_slice(&header.to_le_bytes()[..3]);
     }
+    let heads: &'a [u8] = heads;
+    let mut parts = Vec::with_capacity(1 + 2 * blocks);
+    parts.push(&heads[..FRAME_HEAD]);
+    for (index, chunk) in content.chunks(ZSTD_MAX_BLOCK).enumerate() {
+        let at = FRAME_HEAD + 3 * index;
+        parts.push(&heads[at..at + 3]);
+        parts.push(chunk);
+    }
+    parts
 }
 
 /// Appends one block (type byte, varint body length, body) to `out`.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::Write;
+use std::io::{self, IoSlice, Write};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -181,7 +181,7 @@ impl<W: Write> Writer<W> {
             summary: Summary::default(),
             poisoned: false,
         };
-        writer.write_out(&prelude)?;
+        writer.write_out(&[&prelude])?;
         Ok(writer)
     }
 
@@ -427,36 +427,12 @@ impl<W: Write> Writer<W> {
             return Ok(());
         }
         let uncompressed_len = self.frame.len();
-        let store = self.looks_incompressible();
-        self.compressed.clear();
-        self.compressed
-            .extend_from_slice(&[0u8; format::ENVELOPE_LEN]);
-        if store {
-            format::put_stored_zstd_frame(&mut self.compressed, &self.frame);
-        } else {
-            self.compressed
-                .reserve(zstd::zstd_safe::compress_bound(uncompressed_len));
-            // zstd writes after the cursor position, behind the room left for the envelope.
-            let mut cursor = std::io::Cursor::new(&mut self.compressed);
-            cursor.set_position(format::ENVELOPE_LEN as u64);
-            let result = self.compressor.compress_to_buffer(&self.frame, &mut cursor);
-            if let Err(err) = result {
-                self.poisoned = true;
-                return Err(err.into());
-            }
-        }
-        let compressed_len = self.compressed.len() - format::ENVELOPE_LEN;
-        let envelope = Envelope {
-            compressed_len: compressed_len as u32,
-            uncompressed_len: uncompressed_len as u32,
-            payload_crc: format::crc32c(&self.compressed[format::ENVELOPE_LEN..]),
-        };
-        self.compressed[..format::ENVELOPE_LEN].copy_from_slice(&envelope.encode());
         let frame_offset = self.offset;
-        let bytes = std::mem::take(&mut self.compressed);
-        let result = self.write_out(&bytes);
-        self.compressed = bytes;
-        result?;
+        let compressed_len = if self.looks_incompressible() {
+            self.write_stored_frame()?
+        } else {
+            self.write_compressed_frame()?
+        };
         if self.frame_index.len() < MAX_INDEXED_FRAMES {
             self.frame_index.push(FrameIndexEntry {
                 offset: frame_offset,
@@ -479,6 +455,62 @@ impl<W: Write> Writer<W> {
             self.frame.shrink_to(self.options.frame_max_bytes);
         }
         Ok(())
+    }
+
+    /// Compresses the open frame and writes it behind its envelope; gives
+    /// the compressed length.
+    fn write_compressed_frame(&mut self) -> Result<usize, WriteError> {
+        let uncompressed_len = self.frame.len();
+        self.compressed.clear();
+        self.compressed
+            .extend_from_slice(&[0u8; format::ENVELOPE_LEN]);
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(uncompressed_len));
+        // zstd writes after the cursor position, behind the room left for the envelope.
+        let mut cursor = std::io::Cursor::new(&mut self.compressed);
+        cursor.set_position(format::ENVELOPE_LEN as u64);
+        let result = self.compressor.compress_to_buffer(&self.frame, &mut cursor);
+        if let Err(err) = result {
+            self.poisoned = true;
+            return Err(err.into());
+        }
+        let compressed_len = self.compressed.len() - format::ENVELOPE_LEN;
+        let envelope = Envelope {
+            compressed_len: compressed_len as u32,
+            uncompressed_len: uncompressed_len as u32,
+            payload_crc: format::crc32c(&self.compressed[format::ENVELOPE_LEN..]),
+        };
+        self.compressed[..format::ENVELOPE_LEN].copy_from_slice(&envelope.encode());
+        let bytes = std::mem::take(&mut self.compressed);
+        let result = self.write_out(&[&bytes]);
+        self.compressed = bytes;
+        result.map(|()| compressed_len)
+    }
+
+    /// Writes the open frame stored (a zstd frame of raw blocks) behind its
+    /// envelope, handing the frame's bytes to the output as they are rather
+    /// than copying them into a frame first; gives the stored length.
+    fn write_stored_frame(&mut self) -> Result<usize, WriteError> {
+        let frame = std::mem::take(&mut self.frame);
+        let mut heads = std::mem::take(&mut self.compressed);
+        let parts = format::stored_zstd_frame_parts(&frame, &mut heads);
+        let compressed_len: usize = parts.iter().map(|part| part.len()).sum();
+        let envelope = Envelope {
+            compressed_len: compressed_len as u32,
+            uncompressed_len: frame.len() as u32,
+            payload_crc: parts
+                .iter()
+                .fold(0, |crc, part| format::crc32c_update(crc, part)),
+        }
+        .encode();
+        let mut pieces = Vec::with_capacity(1 + parts.len());
+        pieces.push(&envelope[..]);
+        pieces.extend(parts);
+        let result = self.write_out(&pieces);
+        drop(pieces);
+        self.compressed = heads;
+        self.frame = frame;
+        result.map(|()| compressed_len)
     }
 
     /// Whether the open frame is to be stored rather than compressed: it is
@@ -568,7 +600,7 @@ impl<W: Write> Writer<W> {
             footer_offset,
             frames: self.frames_written,
         };
-        self.write_out(&trailer.encode())?;
+        self.write_out(&[&trailer.encode()])?;
         let summary = self.summary.clone();
         match self.out.take() {
             Some(out) => Ok((out, summary)),
@@ -633,14 +665,15 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    fn write_out(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+    /// Writes `parts`, one after the other, and flushes.
+    fn write_out(&mut self, parts: &[&[u8]]) -> Result<(), WriteError> {
         let Some(out) = self.out.as_mut() else {
             return Err(WriteError::Poisoned);
         };
-        let result = out.write_all(bytes).and_then(|()| out.flush());
+        let result = write_all_parts(out, parts).and_then(|()| out.flush());
         match result {
             Ok(()) => {
-                self.offset += bytes.len() as u64;
+                self.offset += parts.iter().map(|part| part.len() as u64).sum::<u64>();
                 self.summary.compressed_bytes = self.offset;
                 Ok(())
             }
@@ -650,6 +683,29 @@ impl<W: Write> Writer<W> {
             }
         }
     }
+}
+
+/// `write_all` of several buffers, in as few calls as the output takes
+/// ([`Write::write_vectored`]).
+fn write_all_parts<W: Write>(out: &mut W, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+    let mut slices = &mut slices[..];
+    // Skips empty buffers, so that a write of 0 bytes means a full output.
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ))
+            }
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 impl<W: Write> Drop for Writer<W> {
