@@ -23,7 +23,10 @@
 //! - `serve_session`: a connection using every serve command at each minor
 //!   version, from the `fuzz_seeds` example of `nixcap-wire`;
 //! - `stitch`: rotated sets with linked connections (whole, and with a file
-//!   missing), from the `fuzz_seeds` example of `nixcap-capture` (`sets`).
+//!   missing), from the `fuzz_seeds` example of `nixcap-capture` (`sets`);
+//! - `objstore_read`: every fixture capture of `testdata/captures` as the
+//!   object, behind an empty script and a short one;
+//! - `aws_config`: three shapes of AWS shared files, written here.
 //!
 //! cargo-fuzz needs a nightly compiler; on a stable one the task sets
 //! `RUSTC_BOOTSTRAP=1` (unless it is already set).
@@ -47,6 +50,8 @@ const TARGETS: &[(&str, Option<usize>)] = &[
     ("check", Some(65536)),
     ("timeline", Some(65536)),
     ("stitch", Some(65536)),
+    ("objstore_read", Some(65536)),
+    ("aws_config", Some(4096)),
 ];
 
 /// Default time per target.
@@ -255,6 +260,56 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
                         &corpus.join(format!("seed-{stem}-{index:03}")),
                         &daemon_bytes,
                     )?;
+                }
+            }
+        }
+        "objstore_read" => {
+            // Each fixture capture as the object, behind an empty script
+            // (and, twice as large, behind a script of reads).
+            for dir in files_in(&testdata.join("captures"))? {
+                if !dir.is_dir() {
+                    continue;
+                }
+                for file in files_in(&dir)? {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    if bytes.len() + 8 > MAX_SEED_LEN {
+                        continue;
+                    }
+                    let parent = dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let mut input = vec![0, 0];
+                    input.extend_from_slice(&bytes);
+                    write(&corpus.join(format!("seed-{parent}-{name}")), &input)?;
+                    let mut input = vec![2, 0x00, 0x00, 0x08, 0x01, 0x00, 0x40, 4];
+                    input.extend_from_slice(&bytes);
+                    write(&corpus.join(format!("seed-{parent}-{name}-reads")), &input)?;
+                }
+            }
+        }
+        "aws_config" => {
+            // The shapes of the AWS CLI's shared files: a credentials file,
+            // a config file with named profiles, and what people get wrong.
+            let shapes: [&str; 3] = [
+                "[default]\naws_access_key_id = AKIAEXAMPLEKEYID0001\n\
+                 aws_secret_access_key = wJalrXUtnFEMIEXAMPLESECRETKEY\n\
+                 aws_session_token = IQoJb3JpZ2luX2VjEXAMPLETOKEN\n",
+                "# farm uploads\n[default]\nregion = us-east-1\n\n[profile farm]\n\
+                 region=eu-west-1\nendpoint_url = http://127.0.0.1:9000\n\
+                 aws_access_key_id=FARMKEYID\n; comment\n[farm]\naws_access_key_id = OTHER\n",
+                "[ default ]\n  AWS_Access_Key_Id = spaced = value \n[default\nregion\n=\n[]\n",
+            ];
+            for (index, text) in shapes.iter().enumerate() {
+                for profile in 0..2u8 {
+                    let mut input = vec![profile];
+                    input.extend_from_slice(text.as_bytes());
+                    write(&corpus.join(format!("seed-{index}-{profile}")), &input)?;
                 }
             }
         }

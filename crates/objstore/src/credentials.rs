@@ -88,7 +88,7 @@ impl Secrets {
 }
 
 /// One profile's keys from an INI-style AWS file.
-fn profile_section(text: &str, wanted: &[String]) -> BTreeMap<String, String> {
+pub(crate) fn profile_section(text: &str, wanted: &[String]) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     let mut inside = false;
     for line in text.lines() {

@@ -27,6 +27,8 @@
 //! callers stay synchronous and free of any runtime of their own.
 
 mod credentials;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod reader;
 mod spool;
 mod upload;

@@ -471,40 +471,49 @@ fn replay_standalone(
 }
 
 #[test]
-fn standalone_replay_of_a_capture_in_seaweedfs_serves_nix_2_34_clients_as_the_local_file_does() {
+fn standalone_replay_of_a_capture_in_seaweedfs_serves_nix_2_26_and_2_34_clients_as_the_local_file_does(
+) {
     use nixcap_test_support::scenarios::FixtureRecord;
     use nixcap_test_support::{peer_or_skip, NixVersion};
 
-    let Some(peer) = peer_or_skip(NixVersion::V2_34) else {
-        return;
-    };
     let Some(server) = SeaweedFs::start_or_skip() else {
         return;
     };
-    let local = fixtures_dir().join("nix-2.34/query.nixcap");
-    let sidecar: FixtureRecord =
-        serde_json::from_str(&std::fs::read_to_string(local.with_extension("json")).unwrap())
-            .unwrap();
-    let url = store(&server, "s3://replays/2.34/")
-        .upload_file(&local, "query.nixcap")
-        .unwrap()
-        .url;
-    let (from_file, file_stderr) = replay_standalone(
-        &server,
-        &peer,
-        local.to_str().unwrap(),
-        "query",
-        &sidecar.run.steps,
-    );
-    // The clients got what the live daemon gave them when it was recorded.
-    assert_eq!(from_file.len(), sidecar.run.steps.len());
-    for ((status, stdout, stderr), step) in from_file.iter().zip(&sidecar.run.steps) {
-        assert_eq!(*status, step.exit_code, "{:?}: {stderr}", step.argv);
-        assert_eq!(*stdout, step.stdout, "{:?}", step.argv);
+    for (version, dir) in [
+        (NixVersion::V2_26, "nix-2.26"),
+        (NixVersion::V2_34, "nix-2.34"),
+    ] {
+        let Some(peer) = peer_or_skip(version) else {
+            continue;
+        };
+        let local = fixtures_dir().join(format!("{dir}/query.nixcap"));
+        let sidecar: FixtureRecord =
+            serde_json::from_str(&std::fs::read_to_string(local.with_extension("json")).unwrap())
+                .unwrap();
+        let url = store(&server, &format!("s3://replays/{dir}/"))
+            .upload_file(&local, "query.nixcap")
+            .unwrap()
+            .url;
+        let (from_file, file_stderr) = replay_standalone(
+            &server,
+            &peer,
+            local.to_str().unwrap(),
+            "query",
+            &sidecar.run.steps,
+        );
+        // The clients got what the live daemon gave them when it was recorded.
+        assert_eq!(from_file.len(), sidecar.run.steps.len(), "{dir}");
+        for ((status, stdout, stderr), step) in from_file.iter().zip(&sidecar.run.steps) {
+            assert_eq!(*status, step.exit_code, "{dir} {:?}: {stderr}", step.argv);
+            assert_eq!(*stdout, step.stdout, "{dir} {:?}", step.argv);
+        }
+        assert!(
+            file_stderr.contains("no divergence"),
+            "{dir}: {file_stderr}"
+        );
+        let (from_url, url_stderr) =
+            replay_standalone(&server, &peer, &url, "query", &sidecar.run.steps);
+        assert_eq!(from_url, from_file, "{dir}");
+        assert_eq!(url_stderr, file_stderr, "{dir}");
     }
-    assert!(file_stderr.contains("no divergence"), "{file_stderr}");
-    let (from_url, url_stderr) =
-        replay_standalone(&server, &peer, &url, "query", &sidecar.run.steps);
-    assert_eq!(from_url, from_file);
-    assert_eq!(url_stderr, file_stderr);
 }
