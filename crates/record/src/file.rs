@@ -219,6 +219,19 @@ mod tests {
             .collect()
     }
 
+    /// A new capture file in a temporary directory, with `O_DIRECT` or not.
+    fn new_capture_file(direct: bool) -> (tempfile::TempDir, std::path::PathBuf, CaptureFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capture");
+        let file = File::create(&path).unwrap();
+        let out = if direct {
+            CaptureFile::new(file, &path)
+        } else {
+            CaptureFile::buffered(file)
+        };
+        (dir, path, out)
+    }
+
     /// Writes of every awkward size, in both modes, leave exactly the bytes
     /// written, and the file is whole after every single write.
     #[test]
@@ -238,14 +251,7 @@ mod tests {
             7,
         ];
         for direct in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("capture");
-            let file = File::create(&path).unwrap();
-            let mut out = if direct {
-                CaptureFile::new(file, &path)
-            } else {
-                CaptureFile::buffered(file)
-            };
+            let (_dir, path, mut out) = new_capture_file(direct);
             let mut expected = Vec::new();
             for (i, size) in sizes.iter().enumerate() {
                 let bytes = pattern(*size, i);
@@ -271,14 +277,7 @@ mod tests {
             &[],
         ];
         for direct in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("capture");
-            let file = File::create(&path).unwrap();
-            let mut out = if direct {
-                CaptureFile::new(file, &path)
-            } else {
-                CaptureFile::buffered(file)
-            };
+            let (_dir, path, mut out) = new_capture_file(direct);
             let mut expected = Vec::new();
             for (i, sizes) in groups.iter().enumerate() {
                 let parts: Vec<Vec<u8>> = sizes
