@@ -489,7 +489,7 @@ impl<W: Write> Writer<W> {
 
     /// Writes the open frame stored (a zstd frame of raw blocks) behind its
     /// envelope, handing the frame's bytes to the output as they are rather
-    /// than copying them into a frame first; gives the stored length.
+    /// than copying them into a stored form first; gives the stored length.
     fn write_stored_frame(&mut self) -> Result<usize, WriteError> {
         let frame = std::mem::take(&mut self.frame);
         let mut heads = std::mem::take(&mut self.compressed);
