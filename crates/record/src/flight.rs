@@ -17,14 +17,21 @@
 //! asking (`kept = large`): what it held so far is written, and the rest
 //! goes straight through, so memory stays bounded by the open sessions times
 //! that limit. Sessions still open when the recorder finishes are kept
-//! (`kept = open-at-finish`). A killed recorder loses the sessions that were
-//! still open, since they were only in memory.
+//! (`kept = open-at-finish`). With a journal ([`Flight::journal`], see
+//! [`crate::journal`]), the sessions not yet decided are on disk as well, so
+//! a killed recorder leaves them in the journal; without one, they were
+//! only in memory and are lost.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use nixcap_capture::{CloseReason, Direction, PeerCred, StoreObjectKind, Summary, WriteError};
+use std::path::PathBuf;
 
+use nixcap_capture::{
+    CloseReason, Direction, Header, PeerCred, StoreObjectKind, Summary, WriteError, WriterOptions,
+};
+
+use crate::journal::{Journal, JournalSession};
 use crate::output::CaptureOutput;
 
 /// One chunk of a session, as the recorder read it.
@@ -65,6 +72,14 @@ pub struct Flight {
     /// A session holding more bytes than this is kept without waiting for
     /// its end.
     pub max_pending_bytes: u64,
+    /// Where to journal the sessions not yet decided (created or emptied;
+    /// removed when the recorder finishes), so that a killed recorder loses
+    /// none of them; `None`: no journal.
+    pub journal: Option<PathBuf>,
+    /// The journal is written afresh, with only the sessions still pending,
+    /// once more session bytes than this went into it (and more than twice
+    /// what is pending).
+    pub journal_max_bytes: u64,
 }
 
 impl std::fmt::Debug for Flight {
@@ -72,17 +87,22 @@ impl std::fmt::Debug for Flight {
         f.debug_struct("Flight")
             .field("sample_one_in", &self.sample_one_in)
             .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("journal", &self.journal)
+            .field("journal_max_bytes", &self.journal_max_bytes)
             .finish_non_exhaustive()
     }
 }
 
 impl Flight {
-    /// Keeps what `keep` says, no sample, sessions up to 256 MiB held.
+    /// Keeps what `keep` says, no sample, sessions up to 256 MiB held, no
+    /// journal (written afresh past 64 MiB once there is one).
     pub fn new(keep: KeepSession) -> Self {
         Flight {
             keep,
             sample_one_in: None,
             max_pending_bytes: 256 << 20,
+            journal: None,
+            journal_max_bytes: 64 << 20,
         }
     }
 }
@@ -120,18 +140,62 @@ pub(crate) struct FlightOutput<O> {
     /// Sessions dropped by the decision so far (for the sample).
     undecided_drops: u64,
     counts: FlightCounts,
+    journal: Option<Journal>,
 }
 
 impl<O: CaptureOutput> FlightOutput<O> {
-    pub(crate) fn new(inner: O, flight: Flight) -> Self {
-        FlightOutput {
+    /// Wraps `inner`; the journal, if `flight` asks for one, gets `header`
+    /// (marked as a journal's) and `options`.
+    pub(crate) fn new(
+        inner: O,
+        flight: Flight,
+        header: &Header,
+        options: &WriterOptions,
+    ) -> Result<Self, WriteError> {
+        let journal = match &flight.journal {
+            Some(path) => Some(Journal::create(
+                path,
+                header,
+                options,
+                flight.journal_max_bytes,
+            )?),
+            None => None,
+        };
+        Ok(FlightOutput {
             inner,
             flight,
             pending: BTreeMap::new(),
             through: Default::default(),
             undecided_drops: 0,
             counts: FlightCounts::default(),
+            journal,
+        })
+    }
+
+    /// Writes the journal afresh if it has grown too large, once what left
+    /// it since is in the output's file: the output's open frame is written
+    /// first.
+    fn compact_journal(&mut self) -> Result<(), WriteError> {
+        let pending_bytes = self.pending.values().map(|p| p.bytes).sum();
+        if !self
+            .journal
+            .as_ref()
+            .is_some_and(|journal| journal.is_large(pending_bytes))
+        {
+            return Ok(());
         }
+        self.inner.flush_frame()?;
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        journal.compact(self.pending.iter().map(|(conn, p)| JournalSession {
+            conn: *conn,
+            t_open: p.t_open,
+            peer: p.peer,
+            metadata: &p.metadata,
+            chunks: &p.chunks,
+        }));
+        Ok(())
     }
 
     /// Writes a held session to the output, open and every chunk.
@@ -166,6 +230,9 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
         if self.pending.contains_key(&conn) || self.through.contains(&conn) {
             return Err(WriteError::DuplicateConnection { conn });
         }
+        if let Some(journal) = &mut self.journal {
+            journal.open(conn, t, peer, &metadata);
+        }
         self.pending.insert(
             conn,
             Pending {
@@ -192,6 +259,9 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
         let Some(pending) = self.pending.get_mut(&conn) else {
             return Err(WriteError::UnknownConnection { conn });
         };
+        if let Some(journal) = &mut self.journal {
+            journal.data(conn, direction, t, bytes);
+        }
         pending.chunks.push(SessionChunk {
             direction,
             t,
@@ -202,6 +272,7 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
             if let Some(pending) = self.pending.remove(&conn) {
                 self.counts.kept_unasked += 1;
                 self.write_through(conn, pending, "large")?;
+                self.compact_journal()?;
             }
         }
         Ok(())
@@ -219,6 +290,9 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
         let Some(pending) = self.pending.remove(&conn) else {
             return Err(WriteError::UnknownConnection { conn });
         };
+        if let Some(journal) = &mut self.journal {
+            journal.close(conn, t, &reason);
+        }
         let verdict = (self.flight.keep)(&ClosedSession {
             conn,
             reason: &reason,
@@ -237,7 +311,7 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
                 self.undecided_drops += 1;
                 if !sample {
                     self.counts.dropped += 1;
-                    return Ok(());
+                    return self.compact_journal();
                 }
                 self.counts.sampled += 1;
                 "sample".to_owned()
@@ -245,7 +319,8 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
         };
         self.write_through(conn, pending, &why)?;
         self.through.remove(&conn);
-        self.inner.close_connection(conn, t, reason)
+        self.inner.close_connection(conn, t, reason)?;
+        self.compact_journal()
     }
 
     fn annotate(&mut self, t: u64, text: &str) -> Result<(), WriteError> {
@@ -273,10 +348,16 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
     }
 
     fn flush_if_due(&mut self, now: u64) -> Result<bool, WriteError> {
+        if let Some(journal) = &mut self.journal {
+            journal.flush_if_due(now);
+        }
         self.inner.flush_if_due(now)
     }
 
     fn flush_frame(&mut self) -> Result<(), WriteError> {
+        if let Some(journal) = &mut self.journal {
+            journal.flush_frame();
+        }
         self.inner.flush_frame()
     }
 
@@ -294,15 +375,22 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
             }
         }
         let c = self.counts;
-        self.inner.annotate(
-            end,
-            &format!(
-                "flight recorder: {} sessions kept as asked, {} as a sample, {} large or open at \
-                 the end, {} dropped",
-                c.kept, c.sampled, c.kept_unasked, c.dropped
-            ),
-        )?;
-        self.inner.finish(end)
+        let mut text = format!(
+            "flight recorder: {} sessions kept as asked, {} as a sample, {} large or open at the \
+             end, {} dropped",
+            c.kept, c.sampled, c.kept_unasked, c.dropped
+        );
+        if let Some(failure) = self.journal.as_ref().and_then(Journal::failure) {
+            text.push_str(&format!("; the journal stopped: {failure}"));
+        }
+        self.inner.annotate(end, &text)?;
+        let journal = self.journal.take();
+        let finished = self.inner.finish(end)?;
+        // Only now is every journalled session in the finished output.
+        if let Some(journal) = journal {
+            journal.remove();
+        }
+        Ok(finished)
     }
 }
 
@@ -332,7 +420,8 @@ mod tests {
         let mut flight = Flight::new(keep);
         flight.sample_one_in = Some(3);
         let writer = Writer::new(Vec::new(), header(), WriterOptions::default()).unwrap();
-        let mut out = FlightOutput::new(writer, flight);
+        let mut out =
+            FlightOutput::new(writer, flight, &header(), &WriterOptions::default()).unwrap();
         for conn in 0..10u64 {
             let t = conn * 10;
             out.open_connection(conn, t, None, BTreeMap::new()).unwrap();
@@ -381,7 +470,8 @@ mod tests {
         let mut flight = Flight::new(keep);
         flight.max_pending_bytes = 8;
         let writer = Writer::new(Vec::new(), header(), WriterOptions::default()).unwrap();
-        let mut out = FlightOutput::new(writer, flight);
+        let mut out =
+            FlightOutput::new(writer, flight, &header(), &WriterOptions::default()).unwrap();
         out.open_connection(0, 0, None, BTreeMap::new()).unwrap();
         for i in 0..5u64 {
             out.data(0, Direction::ClientToServer, i, b"abcd").unwrap();
@@ -394,6 +484,72 @@ mod tests {
         assert_eq!(
             capture.connections[0].stream(Direction::ClientToServer),
             b"abcdabcdabcdabcdabcd"
+        );
+    }
+
+    /// The journal holds every session not yet decided, readable at any
+    /// moment (as a killed recorder leaves it); written afresh once large,
+    /// it holds only those still pending; a finished recorder removes it.
+    #[test]
+    fn the_journal_holds_the_undecided_sessions() {
+        let keep: KeepSession = Arc::new(|_: &ClosedSession<'_>| None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capture.pending");
+        let mut flight = Flight::new(keep);
+        flight.journal = Some(path.clone());
+        flight.journal_max_bytes = 64 << 10;
+        let writer = Writer::new(Vec::new(), header(), WriterOptions::default()).unwrap();
+        let mut out =
+            FlightOutput::new(writer, flight, &header(), &WriterOptions::default()).unwrap();
+        let journal = || read_capture(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        out.open_connection(1, 10, None, BTreeMap::new()).unwrap();
+        out.data(1, Direction::ClientToServer, 11, b"still open")
+            .unwrap();
+        out.open_connection(2, 20, None, BTreeMap::new()).unwrap();
+        out.data(2, Direction::ClientToServer, 21, &[7u8; 40_000])
+            .unwrap();
+        out.flush_frame().unwrap();
+        let read = journal();
+        assert!(read
+            .header
+            .metadata
+            .contains_key(crate::journal::JOURNAL_KEY));
+        let conns: Vec<u64> = read.connections.iter().map(|c| c.conn).collect();
+        assert_eq!(conns, [1, 2]);
+        assert_eq!(
+            read.connections[0].stream(Direction::ClientToServer),
+            b"still open"
+        );
+
+        // Session 2 closes (and is dropped); more traffic makes the journal large.
+        out.close_connection(2, 30, CloseReason::CleanEof).unwrap();
+        out.open_connection(3, 40, None, BTreeMap::new()).unwrap();
+        out.data(3, Direction::ClientToServer, 41, &[9u8; 40_000])
+            .unwrap();
+        out.close_connection(3, 50, CloseReason::CleanEof).unwrap();
+        out.data(1, Direction::ServerToClient, 51, b"reply")
+            .unwrap();
+        out.flush_frame().unwrap();
+        let read = journal();
+        let conns: Vec<u64> = read.connections.iter().map(|c| c.conn).collect();
+        assert_eq!(conns, [1], "written afresh with the pending session only");
+        assert_eq!(
+            read.connections[0].stream(Direction::ClientToServer),
+            b"still open"
+        );
+        assert_eq!(
+            read.connections[0].stream(Direction::ServerToClient),
+            b"reply"
+        );
+        assert_eq!(read.connections[0].opened.t_nanos, 10);
+
+        let (bytes, _) = out.finish(60).unwrap();
+        assert!(!path.exists(), "a finished recorder removes its journal");
+        let capture = read_capture(&bytes[..]).unwrap();
+        assert_eq!(capture.connections.len(), 1);
+        assert_eq!(
+            capture.connections[0].opened.metadata["kept"],
+            "open-at-finish"
         );
     }
 }

@@ -28,6 +28,7 @@
 mod addr;
 mod file;
 pub mod flight;
+pub mod journal;
 mod output;
 mod proxy;
 mod recorder;

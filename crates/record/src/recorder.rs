@@ -229,10 +229,13 @@ impl<W: Write + Send + 'static> Recorder<W> {
         match config.flight.clone() {
             Some(flight) => {
                 Self::start_with(config, move |header| {
-                    Ok(FlightOutput::new(
-                        Writer::new(out, header, options)?,
+                    let journal_header = header.clone();
+                    FlightOutput::new(
+                        Writer::new(out, header, options.clone())?,
                         flight,
-                    ))
+                        &journal_header,
+                        &options,
+                    )
                 })
                 .await
             }
@@ -253,10 +256,13 @@ impl Recorder<RotatedSet> {
                 // come before the current file's start.
                 rotation.times_from_recorder_start = true;
                 Self::start_with(config, move |header| {
-                    Ok(FlightOutput::new(
-                        RotatingOutput::new(rotation, header, options)?,
+                    let journal_header = header.clone();
+                    FlightOutput::new(
+                        RotatingOutput::new(rotation, header, options.clone())?,
                         flight,
-                    ))
+                        &journal_header,
+                        &options,
+                    )
                 })
                 .await
             }

@@ -147,7 +147,11 @@ pub struct Args {
     /// With --listen, which sessions to keep: `all` (the default), or
     /// `failed`, the flight-recorder mode: only sessions that ended in a
     /// failed build, a daemon error or an abnormal close (plus --sample),
-    /// decided when each session closes; the others are dropped.
+    /// decided when each session closes; the others are dropped. Sessions
+    /// not yet decided are journalled in FILE.pending (in a rotation
+    /// directory, undecided.pending), a capture removed when the recorder
+    /// finishes: a killed recorder leaves them there (a rotating recorder
+    /// started again takes the file in as recovered-….nixcap).
     #[arg(long, value_name = "WHICH", value_enum, default_value_t = Keep::All)]
     pub keep: Keep,
 
@@ -177,7 +181,7 @@ pub enum Keep {
 
 /// The flight recorder of `--keep failed`: the recorder hands each closed
 /// session to this decision, which decodes it (the recorder itself does not).
-fn flight(args: &Args) -> Option<nixcap_record::Flight> {
+fn flight(args: &Args, journal: PathBuf) -> Option<nixcap_record::Flight> {
     if args.keep != Keep::Failed {
         return None;
     }
@@ -190,8 +194,20 @@ fn flight(args: &Args) -> Option<nixcap_record::Flight> {
     });
     let mut flight = nixcap_record::Flight::new(keep);
     flight.sample_one_in = args.sample;
+    flight.journal = Some(journal);
     Some(flight)
 }
+
+/// The flight recorder's journal of `-w FILE`: `FILE.pending`, a capture of
+/// the sessions not yet decided on, removed when the recorder finishes.
+fn journal_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".pending");
+    PathBuf::from(name)
+}
+
+/// The flight recorder's journal in a rotation directory.
+const ROTATION_JOURNAL: &str = "undecided.pending";
 
 /// Parses `123`, `64K`, `16M`, `2G` (binary multiples).
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -264,13 +280,21 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     if args.rotating() {
         return record_rotating(args, upstream, signals).await;
     }
+    let journal = journal_path(&args.output);
+    if args.keep == Keep::Failed && !args.force && journal.symlink_metadata().is_ok() {
+        anyhow::bail!(
+            "{} exists: it holds the sessions a killed flight recorder had not decided on; \
+             move it away, or pass --force to overwrite it",
+            journal.display()
+        );
+    }
     // Whole blocks bypass the page cache: the recorder never reads them back.
     let file = CaptureFile::new(create_capture(&args.output, args.force)?, &args.output);
     let mut config = Config::new(args.listen.clone(), upstream.clone());
     config.metadata.extend(args.meta.iter().cloned());
     config.allow_uids = args.allow_uid.clone();
     config.capture_path = Some(args.output.clone());
-    config.flight = flight(&args);
+    config.flight = flight(&args, journal);
     if !config.allow_uids.is_empty() {
         config.socket_mode = 0o666;
     }
@@ -518,6 +542,28 @@ fn create_capture(path: &Path, force: bool) -> anyhow::Result<File> {
     })
 }
 
+/// A journal left in a rotation directory by a killed flight recorder
+/// becomes a capture of the set, `recovered-<start>.nixcap` (which an
+/// uploader then takes with the other files left there).
+fn recover_journal(journal: &Path) -> anyhow::Result<()> {
+    if journal.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let recovered = journal.with_file_name(format!("recovered-{stamp}.nixcap"));
+    std::fs::rename(journal, &recovered)
+        .with_context(|| format!("moving {} aside", journal.display()))?;
+    eprintln!(
+        "nixcap record: {} held the sessions a killed flight recorder had not decided on; \
+         it is now {}",
+        journal.display(),
+        recovered.display()
+    );
+    Ok(())
+}
+
 /// Standalone recording into a rotated set in the directory `-w`, with an
 /// uploader when `--upload` is given.
 async fn record_rotating(
@@ -527,6 +573,10 @@ async fn record_rotating(
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating the directory {}", args.output.display()))?;
+    let journal = args.output.join(ROTATION_JOURNAL);
+    if args.keep == Keep::Failed {
+        recover_journal(&journal)?;
+    }
     let uploader = match &args.upload {
         Some(url) => {
             let store = nixcap_objstore::Store::open(url).context("opening the upload store")?;
@@ -546,7 +596,7 @@ async fn record_rotating(
     }
     let mut config = Config::new(args.listen.clone(), upstream.clone());
     config.allow_uids = args.allow_uid.clone();
-    config.flight = flight(&args);
+    config.flight = flight(&args, journal);
     if !config.allow_uids.is_empty() {
         config.socket_mode = 0o666;
     }

@@ -207,3 +207,145 @@ fn nix_2_26_flight_recorder_keeps_exactly_the_failed_builds() {
 fn nix_2_34_flight_recorder_keeps_exactly_the_failed_builds() {
     flight_recorder_keeps_exactly_the_failed_builds(NixVersion::V2_34);
 }
+
+/// A flight recorder killed with a session open leaves that session in its
+/// journal (`-w FILE` → `FILE.pending`), a readable capture; the next
+/// recorder refuses to overwrite it without --force, and in a rotation
+/// directory takes it in as `recovered-….nixcap`.
+#[test]
+fn a_killed_flight_recorder_leaves_its_undecided_sessions_in_the_journal() {
+    use std::io::{Read, Write};
+
+    let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
+        return;
+    };
+    let daemon = Daemon::start(&peer, DaemonOptions::new());
+    let dir = tempfile::Builder::new()
+        .prefix("nixcap-flight")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut recorder = start_recorder(dir.path(), daemon.socket_path(), &["--keep", "failed"]);
+    let journal = dir.path().join("capture.nixcap.pending");
+    assert!(journal.exists(), "no journal beside the capture");
+    // A session the recorder cannot have decided on: the handshake's first
+    // half, with the real daemon's answer, and the connection left open.
+    let mut client = std::os::unix::net::UnixStream::connect(dir.path().join("rec.sock")).unwrap();
+    client.write_all(&0x6e69_7863u64.to_le_bytes()).unwrap();
+    let mut hello = [0u8; 16];
+    client.read_exact(&mut hello).unwrap();
+    assert_eq!(&hello[..8], &0x6478_696fu64.to_le_bytes());
+    // Longer than a frame's age, so that the journal's frame is written.
+    std::thread::sleep(Duration::from_millis(600));
+    recorder.kill().unwrap();
+    let _ = recorder.wait();
+    drop(client);
+
+    let kept = read_capture_file(&journal).expect("the journal reads as a capture");
+    assert_eq!(
+        kept.connections.len(),
+        1,
+        "the open session is in the journal"
+    );
+    let session = &kept.connections[0];
+    assert_eq!(
+        session.stream(nixcap_capture::Direction::ClientToServer),
+        0x6e69_7863u64.to_le_bytes()
+    );
+    assert_eq!(
+        session.stream(nixcap_capture::Direction::ServerToClient),
+        hello
+    );
+    assert!(kept.header.metadata.contains_key("journal"));
+    assert_eq!(
+        read_capture_file(dir.path().join("capture.nixcap"))
+            .unwrap()
+            .connections
+            .len(),
+        0,
+        "the capture itself holds no undecided session"
+    );
+
+    // The next recorder does not overwrite a journal unasked.
+    let second_journal = dir.path().join("second.nixcap.pending");
+    std::fs::copy(&journal, &second_journal).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .arg("record")
+        .arg("-w")
+        .arg(dir.path().join("second.nixcap"))
+        .arg("--listen")
+        .arg(dir.path().join("second.sock"))
+        .arg("--upstream")
+        .arg(daemon.socket_path())
+        .args(["--keep", "failed"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("second.nixcap.pending exists"), "{stderr}");
+    assert!(!dir.path().join("second.nixcap").exists());
+    assert_eq!(
+        std::fs::read(&second_journal).unwrap(),
+        std::fs::read(&journal).unwrap()
+    );
+
+    // In a rotation directory, the journal a killed recorder left becomes a
+    // capture of the set when the next recorder starts.
+    let set = dir.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    std::fs::copy(&journal, set.join("undecided.pending")).unwrap();
+    let socket = dir.path().join("set.sock");
+    let mut rotating = Command::new(env!("CARGO_BIN_EXE_nixcap"))
+        .arg("record")
+        .arg("-w")
+        .arg(&set)
+        .arg("--rotate-size")
+        .arg("1M")
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--upstream")
+        .arg(daemon.socket_path())
+        .args(["--keep", "failed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the rotating recorder did not listen"
+        );
+        assert!(
+            rotating.try_wait().unwrap().is_none(),
+            "the rotating recorder exited"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill")
+        .args(["-INT", &rotating.id().to_string()])
+        .status()
+        .unwrap();
+    let output = rotating.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("is now"), "{stderr}");
+    let recovered: Vec<_> = std::fs::read_dir(&set)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("recovered-"))
+        })
+        .collect();
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    let taken = read_capture_file(&recovered[0]).unwrap();
+    assert_eq!(taken.connections.len(), 1);
+    assert_eq!(
+        taken.connections[0].stream(nixcap_capture::Direction::ServerToClient),
+        hello
+    );
+    // That recorder finished: its own journal is gone.
+    assert!(!set.join("undecided.pending").exists());
+}
