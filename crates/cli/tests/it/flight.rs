@@ -28,13 +28,23 @@ const FAIL_NIX: &str = r#"derivation {
 "#;
 
 fn start_recorder(dir: &Path, upstream: &Path, extra: &[&str]) -> Child {
-    let socket = dir.join("rec.sock");
+    start_recorder_at(
+        &dir.join("capture.nixcap"),
+        &dir.join("rec.sock"),
+        upstream,
+        extra,
+    )
+}
+
+/// `nixcap record -w OUTPUT --listen SOCKET --upstream UPSTREAM EXTRA…`,
+/// once it listens.
+fn start_recorder_at(output: &Path, socket: &Path, upstream: &Path, extra: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nixcap"))
         .arg("record")
         .arg("-w")
-        .arg(dir.join("capture.nixcap"))
+        .arg(output)
         .arg("--listen")
-        .arg(&socket)
+        .arg(socket)
         .arg("--upstream")
         .arg(upstream)
         .args(extra)
@@ -56,6 +66,16 @@ fn start_recorder(dir: &Path, upstream: &Path, extra: &[&str]) -> Child {
         std::thread::sleep(Duration::from_millis(10));
     }
     child
+}
+
+/// A real daemon of `peer` and a directory for the recorder.
+fn daemon_and_dir(peer: &Peer) -> (Daemon, tempfile::TempDir) {
+    let daemon = Daemon::start(peer, DaemonOptions::new());
+    let dir = tempfile::Builder::new()
+        .prefix("nixcap-flight")
+        .tempdir_in("/tmp")
+        .unwrap();
+    (daemon, dir)
 }
 
 /// Connections in the (possibly unfinished) capture.
@@ -83,11 +103,7 @@ fn flight_recorder_keeps_exactly_the_failed_builds(version: NixVersion) {
     let Some(peer) = peer_or_skip(version) else {
         return;
     };
-    let daemon = Daemon::start(&peer, DaemonOptions::new());
-    let dir = tempfile::Builder::new()
-        .prefix("nixcap-flight")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let (daemon, dir) = daemon_and_dir(&peer);
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("build.nix"), BUILD_NIX).unwrap();
@@ -219,11 +235,7 @@ fn a_killed_flight_recorder_leaves_its_undecided_sessions_in_the_journal() {
     let Some(peer) = peer_or_skip(NixVersion::V2_8) else {
         return;
     };
-    let daemon = Daemon::start(&peer, DaemonOptions::new());
-    let dir = tempfile::Builder::new()
-        .prefix("nixcap-flight")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let (daemon, dir) = daemon_and_dir(&peer);
     let mut recorder = start_recorder(dir.path(), daemon.socket_path(), &["--keep", "failed"]);
     let journal = dir.path().join("capture.nixcap.pending");
     assert!(journal.exists(), "no journal beside the capture");
@@ -295,34 +307,12 @@ fn a_killed_flight_recorder_leaves_its_undecided_sessions_in_the_journal() {
     std::fs::create_dir(&set).unwrap();
     std::fs::copy(&journal, set.join("undecided.pending")).unwrap();
     let socket = dir.path().join("set.sock");
-    let mut rotating = Command::new(env!("CARGO_BIN_EXE_nixcap"))
-        .arg("record")
-        .arg("-w")
-        .arg(&set)
-        .arg("--rotate-size")
-        .arg("1M")
-        .arg("--listen")
-        .arg(&socket)
-        .arg("--upstream")
-        .arg(daemon.socket_path())
-        .args(["--keep", "failed"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the rotating recorder did not listen"
-        );
-        assert!(
-            rotating.try_wait().unwrap().is_none(),
-            "the rotating recorder exited"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let rotating = start_recorder_at(
+        &set,
+        &socket,
+        daemon.socket_path(),
+        &["--keep", "failed", "--rotate-size", "1M"],
+    );
     Command::new("kill")
         .args(["-INT", &rotating.id().to_string()])
         .status()
