@@ -24,8 +24,8 @@ options:
   --synthetic-only   only the cases that need no Nix
   --out DIR          output directory (default target/bench)
   --socat PATH|none  the socat to compare with (default: socat on PATH)
-  --cases LIST       only these cases, comma-separated: pump, latency-synthetic, latency-nix,
-                     add, ops, decode, replay
+  --cases LIST       only these cases, comma-separated: pump, latency-synthetic, rotation,
+                     flight, latency-nix, add, ops, decode, replay
 ";
 
 /// Entry point of `cargo xtask bench`.

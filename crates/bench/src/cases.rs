@@ -23,7 +23,7 @@ mod replay;
 mod rotation;
 
 use replay::replay_case;
-use rotation::rotation_case;
+use rotation::{flight_case, rotation_case};
 
 const MIB: u64 = 1 << 20;
 const GIB: f64 = (1u64 << 30) as f64;
@@ -49,10 +49,11 @@ pub struct Plan {
 }
 
 /// The names `--cases` accepts, in the order the cases run.
-pub const CASES: [&str; 8] = [
+pub const CASES: [&str; 9] = [
     "pump",
     "latency-synthetic",
     "rotation",
+    "flight",
     "latency-nix",
     "add",
     "ops",
@@ -174,6 +175,9 @@ pub fn run_all(plan: &Plan) -> Result<Outcome> {
     }
     if plan.wants("rotation") {
         rotation_case(plan, &mut outcome)?;
+    }
+    if plan.wants("flight") {
+        flight_case(plan, &mut outcome)?;
     }
     let nix_cases = ["latency-nix", "add", "ops", "decode", "replay"];
     let wanted: Vec<&str> = nix_cases.into_iter().filter(|c| plan.wants(c)).collect();

@@ -44,7 +44,7 @@ usage: nixcap-bench [--quick] [--runs N] [--out DIR] [--synthetic-only]
   --socat PATH|none  socat to compare with (default: `socat` on PATH)
   --cases LIST       only these cases, comma-separated, of: pump, latency-synthetic,
                      rotation (the cli recorder with and without rotation and
-                     upload), latency-nix, add, ops, decode (runs add too), replay";
+                     upload), flight (with and without --keep failed), latency-nix, add, ops, decode (runs add too), replay";
 
 /// Parsed command line.
 #[derive(Debug, Clone)]

@@ -34,6 +34,9 @@ pub enum Variant {
     /// uploading each file to a local directory store (only the rotation
     /// case runs it; it has no column of its own).
     NixcapRotating,
+    /// Through `nixcap record --keep failed`, the flight recorder, with its
+    /// journal (only the flight case runs it).
+    NixcapFlight,
 }
 
 /// The file size at which [`Variant::NixcapRotating`] rotates.
@@ -56,6 +59,7 @@ impl Variant {
             Variant::Socat => "socat",
             Variant::SocatVerbose => "socat -v",
             Variant::NixcapRotating => "nixcap rotating",
+            Variant::NixcapFlight => "nixcap flight",
         }
     }
 
@@ -229,6 +233,26 @@ impl Relay {
                 c.stdin(Stdio::null());
                 ("nixcap record --rotate-size", c)
             }
+            Variant::NixcapFlight => {
+                let RecorderProgram::Cli(nixcap) = &tools.recorder else {
+                    return Err(Error::Usage(
+                        "the flight recorder needs the `nixcap` binary as the recorder".to_owned(),
+                    ));
+                };
+                let _ = std::fs::remove_file(capture);
+                let mut c = Command::new(nixcap);
+                c.arg("record")
+                    .arg("-w")
+                    .arg(capture)
+                    .arg("--force")
+                    .arg("--listen")
+                    .arg(&socket)
+                    .arg("--upstream")
+                    .arg(upstream)
+                    .args(["--keep", "failed"]);
+                c.stdin(Stdio::null());
+                ("nixcap record --keep failed", c)
+            }
             Variant::Socat | Variant::SocatVerbose => {
                 let Some(socat) = &tools.socat else {
                     return Err(Error::Program {
@@ -288,7 +312,10 @@ impl Relay {
     }
 
     fn is_recorder(&self) -> bool {
-        matches!(self.variant, Variant::Nixcap | Variant::NixcapRotating)
+        matches!(
+            self.variant,
+            Variant::Nixcap | Variant::NixcapRotating | Variant::NixcapFlight
+        )
     }
 
     /// The variant.

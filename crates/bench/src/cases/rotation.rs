@@ -1,6 +1,7 @@
-//! The recorder's cost with rotation and upload on, against off: the same
-//! `nixcap record` with and without `--rotate-size 1M --upload file://…`,
-//! interleaved run by run, on a synthetic upstream.
+//! The recorder's cost with one of its modes on, against off, interleaved
+//! run by run on a synthetic upstream: rotation and upload (`--rotate-size
+//! 1M --upload file://…`, case `rotation`) and the flight recorder with its
+//! journal (`--keep failed`, case `flight`).
 
 use std::path::Path;
 
@@ -14,9 +15,6 @@ use crate::report::{Row, Unit};
 use crate::stats::quantile;
 use crate::upstream::{Kind, Server, RANDOM_BLOCK};
 
-/// The two recorders compared.
-const VARIANTS: [Variant; 2] = [Variant::Nixcap, Variant::NixcapRotating];
-
 /// Removes what a run left: the capture file or the rotated set and its store.
 fn clean(capture: &Path) {
     let _ = std::fs::remove_file(capture);
@@ -25,21 +23,56 @@ fn clean(capture: &Path) {
 }
 
 pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
+    let rotation = format!(
+        "--rotate-size {} --upload file://…",
+        size_name_small(ROTATION_FILE_BYTES)
+    );
+    mode_case(
+        plan,
+        outcome,
+        "rotation",
+        Variant::NixcapRotating,
+        &rotation,
+    )
+}
+
+pub(super) fn flight_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
+    mode_case(
+        plan,
+        outcome,
+        "flight",
+        Variant::NixcapFlight,
+        "--keep failed",
+    )
+}
+
+/// `nixcap record` with and without the mode of `variant` (`flags`, for the
+/// rows' names): throughput of a bulk upload and the p50 of small round
+/// trips.
+fn mode_case(
+    plan: &Plan,
+    outcome: &mut Outcome,
+    case: &str,
+    variant: Variant,
+    flags: &str,
+) -> Result<()> {
     if !matches!(plan.tools.recorder, RecorderProgram::Cli(_)) {
         outcome.skip(
-            "rotation",
-            "rotation and upload are options of the `nixcap` binary (--nixcap)",
+            case,
+            "the mode is an option of the `nixcap` binary (--nixcap)",
         );
         return Ok(());
     }
-    let capture = plan.capture_path("rotation");
+    let variants = [Variant::Nixcap, variant];
+    let on_variant = variant;
+    let capture = plan.capture_path(case);
     // Throughput: the bulk upload, both recorders in turn.
     let pump_server = Server::start(Kind::Pump)?;
     let random = pseudo_random_bytes(RANDOM_BLOCK, 0x5eed);
     let len = plan.pump_len() / 4;
     let mut rates = Samples::new();
     for round in 0..plan.runs {
-        for variant in Variant::rotation(round, &VARIANTS) {
+        for variant in Variant::rotation(round, &variants) {
             clean(&capture);
             let relay = Relay::start(variant, pump_server.path(), &plan.tools, &capture)?;
             pump(
@@ -53,7 +86,7 @@ pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
             relay.stop()?;
             let rate = len as f64 / elapsed.as_secs_f64() / 1e6;
             progress(
-                "rotation: pump",
+                &format!("{case}: pump"),
                 round,
                 plan.runs,
                 variant,
@@ -69,7 +102,7 @@ pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
     let warmup = count / 20;
     let mut p50 = Samples::new();
     for round in 0..plan.runs {
-        for variant in Variant::rotation(round, &VARIANTS) {
+        for variant in Variant::rotation(round, &variants) {
             clean(&capture);
             let relay = Relay::start(variant, fake.path(), &plan.tools, &capture)?;
             let mut client = WireClient::connect(relay.socket())?;
@@ -78,7 +111,7 @@ pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
             relay.stop()?;
             let median = quantile(&micros, 0.50).unwrap_or(f64::NAN);
             progress(
-                "rotation: latency",
+                &format!("{case}: latency"),
                 round,
                 plan.runs,
                 variant,
@@ -88,22 +121,15 @@ pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
         }
     }
     clean(&capture);
-    let rotation = format!(
-        "--rotate-size {} --upload file://",
-        size_name_small(ROTATION_FILE_BYTES)
-    );
     let mut row = Row::new(
         format!(
-            "rotation: pump {} client → daemon, nixcap with {rotation}… (nixcap column: without)",
+            "{case}: pump {} client → daemon, nixcap with {flags} (nixcap column: without)",
             size_name(len)
         ),
         Unit::MegabytesPerSecond,
         rates,
     );
-    if let (Some(off), Some(on)) = (
-        row.value(Variant::Nixcap),
-        row.value(Variant::NixcapRotating),
-    ) {
+    if let (Some(off), Some(on)) = (row.value(Variant::Nixcap), row.value(on_variant)) {
         row.ratio = Some(on / off);
         row.ratio_text = format!("{:.3} (on {on:.0} MB/s ÷ off)", on / off);
     }
@@ -111,16 +137,13 @@ pub(super) fn rotation_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
     outcome.rows.push(row);
     let mut row = Row::new(
         format!(
-            "rotation: latency p50, {count} × IsValidPath (synthetic daemon), nixcap with \
-             {rotation}… (nixcap column: without)"
+            "{case}: latency p50, {count} × IsValidPath (synthetic daemon), nixcap with \
+             {flags} (nixcap column: without)"
         ),
         Unit::Micros,
         p50,
     );
-    if let (Some(off), Some(on)) = (
-        row.value(Variant::Nixcap),
-        row.value(Variant::NixcapRotating),
-    ) {
+    if let (Some(off), Some(on)) = (row.value(Variant::Nixcap), row.value(on_variant)) {
         row.ratio = Some(on - off);
         row.ratio_text = format!("{:+.1} µs per op (on {on:.1} µs)", on - off);
     }
