@@ -334,6 +334,13 @@ fn nixcap_only(case: String, unit: Unit, values: Vec<f64>) -> Row {
     Row::new(case, unit, samples)
 }
 
+/// A row of the recorder's peak RSS in MiB, with the 32 MiB target.
+fn memory_row(case: String, values: Vec<f64>) -> Row {
+    let mut row = nixcap_only(case, Unit::Mebibytes, values);
+    upper_bound(&mut row, 32.0, "≤ 32 MiB".to_owned());
+    row
+}
+
 fn upper_bound(row: &mut Row, max: f64, target: String) {
     row.target = target;
     row.met = row.value(Variant::Nixcap).map(|v| v <= max);
@@ -411,13 +418,10 @@ fn pump_case(plan: &Plan, outcome: &mut Outcome) -> Result<()> {
         "CPU: relay process seconds per GiB, pump (both directions)".to_owned(),
         cpu,
     ));
-    let mut row = nixcap_only(
+    outcome.rows.push(memory_row(
         format!("memory: recorder peak RSS after {}", size_name(warmup)),
-        Unit::Mebibytes,
         rss_small,
-    );
-    upper_bound(&mut row, 32.0, "≤ 32 MiB".to_owned());
-    outcome.rows.push(row);
+    ));
     let small_median = outcome.rows.last().and_then(|r| r.value(Variant::Nixcap));
     let mut row = nixcap_only(
         format!("memory: recorder peak RSS after {} more", size_name(len)),
@@ -577,8 +581,6 @@ fn add_case(
             push(&mut samples, variant, rate);
             if variant == Variant::Nixcap {
                 rss.extend(peak.map(|b| b as f64 / MIB as f64));
-            }
-            if variant == Variant::Nixcap {
                 rss_with_stop.extend(stopped.peak_rss_bytes.map(|b| b as f64 / MIB as f64));
             }
             if let Some(path) = stopped.capture {
@@ -617,28 +619,22 @@ fn add_case(
         ),
         cpu,
     ));
-    let mut row = nixcap_only(
+    outcome.rows.push(memory_row(
         format!(
             "memory: recorder peak RSS, nix-store --add {}",
             size_name(len)
         ),
-        Unit::Mebibytes,
         rss,
-    );
-    upper_bound(&mut row, 32.0, "≤ 32 MiB".to_owned());
-    outcome.rows.push(row);
+    ));
     // Stopping reads the capture back to fetch the store objects a replay
     // needs; that must not hold what was recorded in memory either.
-    let mut row = nixcap_only(
+    outcome.rows.push(memory_row(
         format!(
             "memory: recorder peak RSS including its stop (capture read back), nix-store --add {}",
             size_name(len)
         ),
-        Unit::Mebibytes,
         rss_with_stop,
-    );
-    upper_bound(&mut row, 32.0, "≤ 32 MiB".to_owned());
-    outcome.rows.push(row);
+    ));
     let mut row = nixcap_only(
         format!("capture size: file ÷ raw, random NAR ({})", size_name(len)),
         Unit::Ratio,

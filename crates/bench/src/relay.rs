@@ -142,6 +142,21 @@ pub struct Stopped {
     pub peak_rss_bytes: Option<u64>,
 }
 
+/// `nixcap record -w CAPTURE --listen SOCKET --upstream UPSTREAM`, with no
+/// standard input; the variants add their options.
+fn record_command(nixcap: &Path, capture: &Path, socket: &Path, upstream: &Path) -> Command {
+    let mut c = Command::new(nixcap);
+    c.arg("record")
+        .arg("-w")
+        .arg(capture)
+        .arg("--listen")
+        .arg(socket)
+        .arg("--upstream")
+        .arg(upstream)
+        .stdin(Stdio::null());
+    c
+}
+
 impl Relay {
     /// The directory store that [`Variant::NixcapRotating`] uploads the set
     /// it writes at `capture` (a directory) to.
@@ -184,17 +199,10 @@ impl Relay {
             Variant::Nixcap => {
                 let _ = std::fs::remove_file(capture);
                 match &tools.recorder {
-                    RecorderProgram::Cli(nixcap) => {
-                        let mut c = Command::new(nixcap);
-                        c.arg("record")
-                            .arg("-w")
-                            .arg(capture)
-                            .arg("--listen")
-                            .arg(&socket);
-                        c.arg("--upstream").arg(upstream);
-                        c.stdin(Stdio::null());
-                        ("nixcap record", c)
-                    }
+                    RecorderProgram::Cli(nixcap) => (
+                        "nixcap record",
+                        record_command(nixcap, capture, &socket, upstream),
+                    ),
                     RecorderProgram::Library(bench) => {
                         library = true;
                         let mut c = Command::new(bench);
@@ -216,21 +224,13 @@ impl Relay {
                 let store = Self::upload_dir(capture);
                 std::fs::create_dir_all(&store)
                     .doing(|| format!("creating {}", store.display()))?;
-                let mut c = Command::new(nixcap);
-                c.arg("record")
-                    .arg("-w")
-                    .arg(capture)
-                    .arg("--listen")
-                    .arg(&socket)
-                    .arg("--upstream")
-                    .arg(upstream)
-                    .arg("--rotate-size")
+                let mut c = record_command(nixcap, capture, &socket, upstream);
+                c.arg("--rotate-size")
                     .arg(ROTATION_FILE_BYTES.to_string())
                     .arg("--upload")
                     .arg(format!("file://{}/", store.display()))
                     .arg("--upload-drain")
                     .arg("60");
-                c.stdin(Stdio::null());
                 ("nixcap record --rotate-size", c)
             }
             Variant::NixcapFlight => {
@@ -240,17 +240,9 @@ impl Relay {
                     ));
                 };
                 let _ = std::fs::remove_file(capture);
-                let mut c = Command::new(nixcap);
-                c.arg("record")
-                    .arg("-w")
-                    .arg(capture)
-                    .arg("--force")
-                    .arg("--listen")
-                    .arg(&socket)
-                    .arg("--upstream")
-                    .arg(upstream)
-                    .args(["--keep", "failed"]);
-                c.stdin(Stdio::null());
+                let mut c = record_command(nixcap, capture, &socket, upstream);
+                // --force: a journal left by an earlier run is overwritten.
+                c.args(["--force", "--keep", "failed"]);
                 ("nixcap record --keep failed", c)
             }
             Variant::Socat | Variant::SocatVerbose => {

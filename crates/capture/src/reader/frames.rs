@@ -135,12 +135,12 @@ pub(super) struct RawFrame {
     pub(super) payload: Vec<u8>,
 }
 
-/// Reads the rest of a frame whose four-byte tag was already consumed,
-/// checks it, and decompresses it.
 /// The most of a frame's declared compressed length reserved before its
 /// bytes are read: the writer's default frame size, and a bit.
 const COMPRESSED_RESERVE_MAX: usize = 4 << 20 | 64 << 10;
 
+/// Reads the rest of a frame whose four-byte tag was already consumed,
+/// checks it, and decompresses it.
 pub(super) fn read_frame_after_tag<R: Read>(
     input: &mut R,
     decompressor: &mut zstd::bulk::Decompressor<'static>,
