@@ -1,4 +1,4 @@
-//! The two system calls the harness needs that the standard library does not offer.
+//! The system calls the harness needs that the standard library does not offer.
 
 #![allow(unsafe_code)]
 
@@ -21,4 +21,18 @@ pub(crate) fn terminate(pid: u32) -> io::Result<()> {
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid(2) takes no arguments, cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
+}
+
+/// Returns the bytes free for an unprivileged user on the file system holding `path`.
+pub(crate) fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs is plain data, so all zeroes is a valid value for it.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated string and `stat` a valid, writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

@@ -84,6 +84,7 @@ impl SeaweedFs {
         });
         std::fs::write(dir.path().join("s3.json"), config.to_string()).expect("write s3.json");
         std::fs::create_dir(dir.path().join("data")).expect("data dir");
+        std::fs::create_dir(dir.path().join("log")).expect("log dir");
         let ports = free_ports::<8>();
         let mut server = SeaweedFs {
             child: None,
@@ -160,6 +161,8 @@ impl SeaweedFs {
             .open(&self.log)
             .expect("weed log");
         let child = Command::new("weed")
+            // Its own logs stay in its directory (a flag before the command).
+            .arg(format!("-logdir={}", self.dir.path().join("log").display()))
             .arg("server")
             .arg(format!("-dir={}", self.dir.path().join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", "-filer"])
@@ -177,6 +180,23 @@ impl SeaweedFs {
                 self.dir.path().join("s3.json").display()
             ))
             .args(["-master.volumeSizeLimitMB=64", "-volume.max=32"])
+            // Tests stay on loopback.
+            .arg("-master.telemetry=false")
+            // By default a volume server turns read-only when less than 1 %
+            // of the disk is free (2.5 GB of a 250 GB disk), and an upload
+            // then waits for a writable volume until the client gives up.
+            // The tests store megabytes.
+            .arg("-volume.minFreeSpace=64MiB")
+            // So do the sockets it can be told about; the gRPC sockets it
+            // always puts in /tmp are kept apart by `free_ports`.
+            .arg(format!(
+                "-filer.localSocket={}",
+                self.dir.path().join("filer.sock").display()
+            ))
+            .arg(format!(
+                "-s3.localSocket={}",
+                self.dir.path().join("s3.sock").display()
+            ))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -184,60 +204,142 @@ impl SeaweedFs {
             .expect("weed server starts");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut last = String::from("nothing answered");
         while std::time::Instant::now() < deadline {
-            if self.s3_answers() {
-                return;
+            match self.ready() {
+                Ok(()) => return,
+                Err(why) => last = why,
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         self.stop();
         panic!(
-            "SeaweedFS did not serve S3 on {} within 60 s; its log:\n{}",
+            "SeaweedFS on {} could not serve S3 and store a file within 60 s ({last}); \
+             free space on its disk: {}; its log:\n{}",
             self.endpoint(),
+            free_space(self.dir.path()),
             log
         );
     }
 
-    /// Whether the S3 gateway answers an HTTP request, and the filer and
-    /// volume servers behind it are up.
-    fn s3_answers(&self) -> bool {
-        use std::io::{Read, Write};
-        let probe = |port: u16, request: &str| -> Option<String> {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
-                .ok()?;
-            stream.write_all(request.as_bytes()).ok()?;
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            Some(answer)
-        };
-        let s3 = probe(self.ports[6], "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        // The master says whether a volume server has joined.
-        let master = probe(
+    /// Whether the S3 gateway answers an HTTP request and the store behind
+    /// it takes a file: a volume server has joined the master and the filer
+    /// stores (then deletes) a small file, which needs a writable volume.
+    fn ready(&self) -> Result<(), String> {
+        let s3 = http(self.ports[6], "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok_or("the S3 gateway does not answer")?;
+        if !s3.starts_with("HTTP/") {
+            return Err(format!("the S3 gateway answers {:?}", first_line(&s3)));
+        }
+        let master = http(
             self.ports[0],
             "GET /dir/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+        )
+        .ok_or("the master does not answer")?;
+        if !master.contains("\"DataNodes\"") {
+            return Err("no volume server has joined the master".to_owned());
+        }
+        let body = "ready";
+        let put = http(
+            self.ports[4],
+            &format!(
+                "PUT /nixcap-probe/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .ok_or("the filer does not answer")?;
+        if !first_line(&put).contains(" 201") {
+            return Err(format!(
+                "the filer does not store a file: {:?}",
+                first_line(&put)
+            ));
+        }
+        let _ = http(
+            self.ports[4],
+            "DELETE /nixcap-probe/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
         );
-        s3.is_some_and(|a| a.starts_with("HTTP/"))
-            && master.is_some_and(|a| a.contains("\"DataNodes\"") || a.contains("Url"))
+        Ok(())
+    }
+}
+
+/// The answer to one HTTP/1.0 request on 127.0.0.1:`port`, or `None` if
+/// nothing accepts the connection; an answer not finished within 5 s is
+/// cut there.
+fn http(port: u16, request: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn first_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or("")
+}
+
+/// Free space of the file system holding `path`, for messages.
+fn free_space(path: &std::path::Path) -> String {
+    match crate::sys::free_bytes(path) {
+        Ok(bytes) => format!("{} MiB", bytes >> 20),
+        Err(e) => format!("unknown ({e})"),
     }
 }
 
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows what the server said, as its output is
+        // shown only then.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "SeaweedFS on {} (free space on its disk: {}), the end of its log:\n{}",
+                self.endpoint(),
+                free_space(self.dir.path()),
+                tail.join("\n")
+            );
+        }
     }
 }
 
-/// `N` distinct free TCP ports on 127.0.0.1 (bound, then released).
+/// `N` distinct free TCP ports on 127.0.0.1 (bound, then released), none of
+/// them named by a socket a SeaweedFS server left in /tmp: the server puts
+/// its gRPC sockets there by port and does not remove them all.
 fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a free port"))
-        .collect();
+    let mut listeners = Vec::with_capacity(N);
     let mut ports = [0u16; N];
-    for (port, listener) in ports.iter_mut().zip(&listeners) {
-        *port = listener.local_addr().expect("local address").port();
+    let mut found = 0;
+    while found < N {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a free port");
+        let port = listener.local_addr().expect("local address").port();
+        // The listener is kept even when its port is passed over, so the
+        // next bind gets another.
+        listeners.push(listener);
+        if !weed_socket_exists(port) {
+            ports[found] = port;
+            found += 1;
+        }
     }
     ports
+}
+
+fn weed_socket_exists(port: u16) -> bool {
+    [
+        "master-grpc",
+        "volume-grpc",
+        "filer-grpc",
+        "s3-grpc",
+        "filer",
+        "s3",
+    ]
+    .iter()
+    .any(|kind| std::path::Path::new(&format!("/tmp/seaweedfs-{kind}-{port}.sock")).exists())
 }
