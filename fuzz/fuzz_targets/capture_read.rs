@@ -8,7 +8,7 @@
 //! the envelope, zstd and block decoders; and as the decompressed payload of
 //! a frame, which exercises the block decoders directly. Seed the corpus with
 //! the files of `testdata/corrupt/` and the captures with store objects that
-//! `cargo run -p nixcap-capture --example fuzz_seeds -- DIR` writes (`cargo
+//! `cargo run -p nixcap-capture --example capture_fuzz_seeds -- DIR` writes (`cargo
 //! xtask fuzz` does both).
 
 #![no_main]

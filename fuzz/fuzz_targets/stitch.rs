@@ -7,7 +7,7 @@
 //! piece gets its checksums recomputed (so that mutations reach the
 //! metadata and the blocks), is read as a capture, and the ones that read
 //! are stitched in order. Seed it with sets of the fixture captures and of
-//! rotated sets from the `fuzz_seeds` example of `nixcap-capture`.
+//! rotated sets from the `capture_fuzz_seeds` example of `nixcap-capture`.
 
 #![no_main]
 

@@ -8,22 +8,22 @@
 //!   `testdata/real-sessions`, NARs of `testdata/nix-upstream/nars`);
 //! - `capture_read`, `timeline`: every file of `testdata/corrupt/` and every
 //!   fixture capture of `testdata/captures/` up to the input size limit, and
-//!   captures with store objects from the `fuzz_seeds` example of
+//!   captures with store objects from the `capture_fuzz_seeds` example of
 //!   `nixcap-capture`;
 //! - `replay_match`: the client side of every real connection of
 //!   `testdata/real-sessions`, behind the byte that picks the replay server
 //!   of the client's Nix version (see `fuzz/fuzz_targets/replay_match.rs`);
 //! - `replay_stdio`: the client side of every real connection of
 //!   `testdata/real-sessions` and of every fixture connection of
-//!   `testdata/captures` (from the `fuzz_seeds` example of `nixcap-capture`,
+//!   `testdata/captures` (from the `capture_fuzz_seeds` example of `nixcap-capture`,
 //!   `clients`), behind the byte that picks the fixtures of the client's Nix
 //!   version (see `fuzz/fuzz_targets/replay_stdio.rs`);
 //! - `client`, `check`: what real daemons sent on each connection of
 //!   `testdata/real-sessions`;
 //! - `serve_session`: a connection using every serve command at each minor
-//!   version, from the `fuzz_seeds` example of `nixcap-wire`;
+//!   version, from the `wire_fuzz_seeds` example of `nixcap-wire`;
 //! - `stitch`: rotated sets with linked connections (whole, and with a file
-//!   missing), from the `fuzz_seeds` example of `nixcap-capture` (`sets`);
+//!   missing), from the `capture_fuzz_seeds` example of `nixcap-capture` (`sets`);
 //! - `objstore_read`: every fixture capture of `testdata/captures` as the
 //!   object, behind an empty script and a short one;
 //! - `aws_config`: three shapes of AWS shared files, written here.
@@ -323,25 +323,27 @@ fn seed(target: &str, fuzz_dir: &Path, corpus: &Path) -> anyhow::Result<usize> {
     Ok(files_in(corpus)?.len())
 }
 
-/// Runs the `fuzz_seeds` example of `package` (with `flags`), which writes
-/// its seeds into `corpus` (with `args` after it).
+/// Runs the seed example of `package` (`nixcap-NAME` has `NAME_fuzz_seeds`;
+/// the names differ because examples of a workspace share one directory),
+/// with `flags`, which writes its seeds into `corpus` (with `args` after it).
 fn run_seed_example(
     package: &str,
     flags: &[&str],
     corpus: &Path,
     args: &[&str],
 ) -> anyhow::Result<()> {
+    let example = format!("{}_fuzz_seeds", package.trim_start_matches("nixcap-"));
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["run", "-q", "-p", package])
         .args(flags)
-        .args(["--example", "fuzz_seeds", "--"])
+        .args(["--example", &example, "--"])
         .arg(corpus)
         .args(args)
         .current_dir(crate::workspace_root())
         .status()
-        .with_context(|| format!("running the fuzz_seeds example of {package}"))?;
+        .with_context(|| format!("running the {example} example of {package}"))?;
     if !status.success() {
-        bail!("the fuzz_seeds example of {package} failed ({status})");
+        bail!("the {example} example of {package} failed ({status})");
     }
     Ok(())
 }

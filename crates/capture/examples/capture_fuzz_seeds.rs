@@ -1,6 +1,6 @@
 //! Writes seeds with store objects (format 1.1) for the `capture_read` and
 //! `timeline` fuzz targets:
-//! `cargo run -p nixcap-capture --example fuzz_seeds -- DIR` (run by
+//! `cargo run -p nixcap-capture --example capture_fuzz_seeds -- DIR` (run by
 //! `cargo xtask fuzz`). The committed captures of `testdata/` hold none.
 //!
 //! Each seed is a small capture: a connection with data both ways, a NAR, a
@@ -168,22 +168,22 @@ fn client_seeds(dir: &std::path::Path, captures: &std::path::Path) -> Result<usi
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: fuzz_seeds DIR");
+        eprintln!("usage: capture_fuzz_seeds DIR");
         return ExitCode::from(2);
     };
     if let Err(error) = std::fs::create_dir_all(&dir) {
-        eprintln!("fuzz_seeds: creating {}: {error}", dir.display());
+        eprintln!("capture_fuzz_seeds: creating {}: {error}", dir.display());
         return ExitCode::FAILURE;
     }
     if std::env::args_os().nth(2).is_some_and(|a| a == "clients") {
         let Some(captures) = std::env::args_os().nth(3).map(PathBuf::from) else {
-            eprintln!("usage: fuzz_seeds DIR clients CAPTURES");
+            eprintln!("usage: capture_fuzz_seeds DIR clients CAPTURES");
             return ExitCode::from(2);
         };
         return match client_seeds(&dir, &captures) {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("fuzz_seeds: {error}");
+                eprintln!("capture_fuzz_seeds: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -195,7 +195,7 @@ fn main() -> ExitCode {
                 std::fs::write(&path, bytes).map_err(|source| WriteError::Io { source })
             });
             if let Err(error) = written {
-                eprintln!("fuzz_seeds: writing the {name} set: {error}");
+                eprintln!("capture_fuzz_seeds: writing the {name} set: {error}");
                 return ExitCode::FAILURE;
             }
         }
@@ -205,13 +205,13 @@ fn main() -> ExitCode {
         let bytes = match seed(finish) {
             Ok(bytes) => bytes,
             Err(error) => {
-                eprintln!("fuzz_seeds: writing the {name} seed: {error}");
+                eprintln!("capture_fuzz_seeds: writing the {name} seed: {error}");
                 return ExitCode::FAILURE;
             }
         };
         let path = dir.join(format!("seed-store-objects-{name}"));
         if let Err(error) = std::fs::write(&path, bytes) {
-            eprintln!("fuzz_seeds: writing {}: {error}", path.display());
+            eprintln!("capture_fuzz_seeds: writing {}: {error}", path.display());
             return ExitCode::FAILURE;
         }
     }

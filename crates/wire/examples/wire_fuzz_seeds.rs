@@ -1,5 +1,5 @@
 //! Writes the seed corpus of the `serve_session` fuzz target:
-//! `cargo run -p nixcap-wire --features fuzzing --example fuzz_seeds -- DIR`
+//! `cargo run -p nixcap-wire --features fuzzing --example wire_fuzz_seeds -- DIR`
 //! (run by `cargo xtask fuzz`).
 //!
 //! Each seed is one connection of [`every_serve_command`] at serve version
@@ -14,11 +14,11 @@ use nixcap_wire::session::Direction;
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: fuzz_seeds DIR");
+        eprintln!("usage: wire_fuzz_seeds DIR");
         return ExitCode::from(2);
     };
     if let Err(error) = std::fs::create_dir_all(&dir) {
-        eprintln!("fuzz_seeds: creating {}: {error}", dir.display());
+        eprintln!("wire_fuzz_seeds: creating {}: {error}", dir.display());
         return ExitCode::FAILURE;
     }
     for minor in 0..8u8 {
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             let input = encode_session_input(minor << 1 | tiny, &after_hellos);
             let path = dir.join(format!("seed-serve-2.{minor}-{tiny}"));
             if let Err(error) = std::fs::write(&path, input) {
-                eprintln!("fuzz_seeds: writing {}: {error}", path.display());
+                eprintln!("wire_fuzz_seeds: writing {}: {error}", path.display());
                 return ExitCode::FAILURE;
             }
         }
