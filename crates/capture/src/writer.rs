@@ -420,6 +420,19 @@ impl<W: Write> Writer<W> {
         self.after_block(t_nanos)
     }
 
+    /// Frees the buffers an open frame is built in (up to about twice the
+    /// frame size) while no frame is open, for a writer that will be idle a
+    /// while or write little more; the next block allocates them again.
+    /// Writes nothing.
+    pub fn release_buffers(&mut self) {
+        if self.frame_blocks == 0 {
+            self.frame = Vec::new();
+        }
+        self.compressed = Vec::new();
+        self.probe = Vec::new();
+        self.probe_out = Vec::new();
+    }
+
     /// Ends the open frame (if it holds any block), writes it and flushes `out`.
     pub fn flush_frame(&mut self) -> Result<(), WriteError> {
         self.check_usable()?;

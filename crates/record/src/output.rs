@@ -53,6 +53,10 @@ pub(crate) trait CaptureOutput {
     ) -> Result<u64, WriteError>;
     fn flush_if_due(&mut self, now: u64) -> Result<bool, WriteError>;
     fn flush_frame(&mut self) -> Result<(), WriteError>;
+    /// Frees idle frame buffers once the open frame is written (see
+    /// [`Writer::release_buffers`]). Only a single capture is read back at
+    /// stop; rotating outputs keep theirs.
+    fn release_buffers(&mut self) {}
     fn summary(&self) -> Summary;
     fn finish(self, end: u64) -> Result<(Self::Out, Summary), WriteError>;
 }
@@ -119,6 +123,10 @@ impl<W: Write> CaptureOutput for Writer<W> {
 
     fn flush_frame(&mut self) -> Result<(), WriteError> {
         Writer::flush_frame(self)
+    }
+
+    fn release_buffers(&mut self) {
+        Writer::release_buffers(self)
     }
 
     fn summary(&self) -> Summary {

@@ -433,7 +433,8 @@ impl<W: Send + 'static> Recorder<W> {
         }
         self.shared.sink.flush().await;
         // No connection is left to forward: the forwarding buffers (up to the
-        // capture queue's size) are freed before the capture is read back.
+        // capture queue's size) and, with the flush, the writer's frame
+        // buffers are freed before the capture is read back.
         self.shared.sink.pool.clear();
     }
 

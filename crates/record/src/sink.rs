@@ -175,7 +175,8 @@ enum Message {
         event: Event,
         permits: u32,
     },
-    /// Write out the open frame, then say so.
+    /// Write out the open frame and free the writer's idle buffers (no
+    /// connection is left; what may follow is store objects), then say so.
     Flush {
         done: oneshot::Sender<()>,
     },
@@ -325,7 +326,8 @@ impl SinkHandle {
     }
 
     /// Asks the thread to write out everything queued so far, the open frame
-    /// included; completes when it has (or at once if the capture is gone).
+    /// included, and to free the writer's idle buffers; completes when it
+    /// has (or at once if the capture is gone). For a drained recorder.
     pub(crate) async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.queue.push(Message::Flush { done }, true).is_ok() {
@@ -460,6 +462,9 @@ impl<O: CaptureOutput> CaptureThread<O> {
                     Message::Flush { done } => {
                         if finish.is_none() {
                             self.flush_frame();
+                            if let Some(writer) = self.writer.as_mut() {
+                                writer.release_buffers();
+                            }
                         }
                         let _ = done.send(());
                     }

@@ -498,3 +498,51 @@ fn storing_can_be_turned_off() {
     let (compressed, raw) = frame_len(false);
     assert!(compressed < raw, "{compressed} of {raw}");
 }
+
+/// Freeing the writer's frame buffers, with a frame open or not, changes
+/// none of the bytes it writes.
+#[test]
+fn releasing_the_frame_buffers_changes_no_byte_written() {
+    let random = noise(300 << 10, 7);
+    let text = b"nix-store --add /nix/store/0123456789abcdfghijklmnpqrsvwxyz-x\n".repeat(4000);
+    let write = |release: bool| {
+        let mut writer = Writer::new(Vec::new(), fixed_header(), manual_frames()).unwrap();
+        let release_now = |writer: &mut Writer<Vec<u8>>| {
+            if release {
+                writer.release_buffers();
+            }
+        };
+        release_now(&mut writer);
+        writer.open_connection(1, 0, None, BTreeMap::new()).unwrap();
+        writer
+            .data(1, Direction::ServerToClient, 1, &random)
+            .unwrap();
+        // A frame is open: its blocks stay.
+        release_now(&mut writer);
+        writer.data(1, Direction::ClientToServer, 2, &text).unwrap();
+        writer.flush_frame().unwrap();
+        release_now(&mut writer);
+        writer
+            .data(1, Direction::ServerToClient, 3, &random)
+            .unwrap();
+        writer.flush_frame().unwrap();
+        release_now(&mut writer);
+        writer.data(1, Direction::ClientToServer, 4, &text).unwrap();
+        writer.flush_frame().unwrap();
+        release_now(&mut writer);
+        writer.finish(5).unwrap().0
+    };
+    let released = write(true);
+    assert_eq!(released, write(false));
+    let capture = read_capture(Cursor::new(&released)).unwrap();
+    let conn = &capture.connections[0];
+    assert!(capture.is_intact(), "{:?}", capture.damage);
+    assert_eq!(
+        conn.stream(Direction::ServerToClient),
+        [random.clone(), random].concat()
+    );
+    assert_eq!(
+        conn.stream(Direction::ClientToServer),
+        [text.clone(), text].concat()
+    );
+}
