@@ -187,8 +187,9 @@ impl SeaweedFs {
             // then waits for a writable volume until the client gives up.
             // The tests store megabytes.
             .arg("-volume.minFreeSpace=64MiB")
-            // So do the sockets it can be told about; the gRPC sockets it
-            // always puts in /tmp are kept apart by `free_ports`.
+            // The sockets it can be told about stay in its directory too; the
+            // gRPC sockets it always puts in /tmp are kept apart by
+            // `free_ports`.
             .arg(format!(
                 "-filer.localSocket={}",
                 self.dir.path().join("filer.sock").display()
