@@ -361,6 +361,13 @@ impl<O: CaptureOutput> CaptureOutput for FlightOutput<O> {
         self.inner.flush_frame()
     }
 
+    fn release_buffers(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.release_buffers();
+        }
+        self.inner.release_buffers()
+    }
+
     fn summary(&self) -> Summary {
         self.inner.summary()
     }
@@ -543,6 +550,9 @@ mod tests {
         );
         assert_eq!(read.connections[0].opened.t_nanos, 10);
 
+        // As a drained recorder does before the read-back; what follows
+        // allocates the buffers again.
+        out.release_buffers();
         let (bytes, _) = out.finish(60).unwrap();
         assert!(!path.exists(), "a finished recorder removes its journal");
         let capture = read_capture(&bytes[..]).unwrap();

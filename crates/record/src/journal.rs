@@ -121,6 +121,13 @@ impl Journal {
         self.with(|w| w.flush_frame());
     }
 
+    pub(crate) fn release_buffers(&mut self) {
+        self.with(|w| {
+            w.release_buffers();
+            Ok(())
+        });
+    }
+
     /// Whether the journal has grown past its limit and past twice
     /// `pending_bytes`, so that it is to be written afresh.
     pub(crate) fn is_large(&self, pending_bytes: u64) -> bool {

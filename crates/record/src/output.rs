@@ -54,9 +54,9 @@ pub(crate) trait CaptureOutput {
     fn flush_if_due(&mut self, now: u64) -> Result<bool, WriteError>;
     fn flush_frame(&mut self) -> Result<(), WriteError>;
     /// Frees idle frame buffers once the open frame is written (see
-    /// [`Writer::release_buffers`]). Only a single capture is read back at
-    /// stop; rotating outputs keep theirs.
-    fn release_buffers(&mut self) {}
+    /// [`Writer::release_buffers`]), as a drained recorder does before the
+    /// capture is read back.
+    fn release_buffers(&mut self);
     fn summary(&self) -> Summary;
     fn finish(self, end: u64) -> Result<(Self::Out, Summary), WriteError>;
 }

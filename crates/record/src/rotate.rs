@@ -484,6 +484,12 @@ impl CaptureOutput for RotatingOutput {
         self.writer()?.flush_frame()
     }
 
+    fn release_buffers(&mut self) {
+        if let Some(writer) = &mut self.writer {
+            writer.release_buffers();
+        }
+    }
+
     fn summary(&self) -> Summary {
         let mut totals = self.totals.clone();
         if let Some(writer) = &self.writer {
